@@ -1,0 +1,15 @@
+# Finds what the fhetensor headers link against: libsodium (CSPRNG), FFTW3 (reference FFT
+# backend) and threads. Shared by the build tree and the installed package config.
+include(CMakeFindDependencyMacro)
+find_package(Threads REQUIRED)
+find_package(PkgConfig REQUIRED)
+if(NOT TARGET fhetensor::sodium)
+  pkg_check_modules(FHETENSOR_SODIUM REQUIRED IMPORTED_TARGET GLOBAL libsodium)
+  add_library(fhetensor::sodium INTERFACE IMPORTED GLOBAL)
+  target_link_libraries(fhetensor::sodium INTERFACE PkgConfig::FHETENSOR_SODIUM)
+endif()
+if(NOT TARGET fhetensor::fftw3)
+  pkg_check_modules(FHETENSOR_FFTW3 REQUIRED IMPORTED_TARGET GLOBAL fftw3)
+  add_library(fhetensor::fftw3 INTERFACE IMPORTED GLOBAL)
+  target_link_libraries(fhetensor::fftw3 INTERFACE PkgConfig::FHETENSOR_FFTW3)
+endif()

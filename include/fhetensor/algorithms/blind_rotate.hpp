@@ -1,0 +1,107 @@
+#pragma once
+// Modulus switching, external product / CMux, blind rotation and sample extraction
+// (Chillotti et al., "TFHE", JoC 2020: Alg. 3 and 5, Thm 3.14). Every hot routine takes a
+// caller-owned workspace, so a thread reuses its scratch across bootstraps.
+#include <bit>
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include <fhetensor/algorithms/decomposition.hpp>
+#include <fhetensor/algorithms/polynomial.hpp>
+#include <fhetensor/core/torus.hpp>
+#include <fhetensor/core/version.hpp>
+#include <fhetensor/crypto/glwe.hpp>
+#include <fhetensor/crypto/lwe.hpp>
+#include <fhetensor/fft/fourier_bootstrap_key.hpp>
+#include <fhetensor/fft/fourier_polynomial.hpp>
+
+FHETENSOR_BEGIN_NAMESPACE
+
+/// round(x * 2N / q): the position of x on the 2N-th roots of unity.
+template <std::size_t N>
+constexpr std::size_t modulus_switch(Torus x) noexcept {
+  constexpr int log2_2n = std::countr_zero(2 * N);
+  return static_cast<std::size_t>((x + (Torus{1} << (torus_bits - log2_2n - 1))) >> (torus_bits - log2_2n));
+}
+
+/// Scratch of one blind rotation; reuse it (one per thread) across bootstraps.
+template <TfheInstance P>
+class BlindRotationWorkspace {
+ public:
+  static constexpr std::size_t k = P::glwe_dimension;
+  static constexpr std::size_t N = P::polynomial_size;
+  static constexpr std::size_t levels = static_cast<std::size_t>(P::pbs_decomposition.level_count);
+
+  BlindRotationWorkspace() : difference(N), digits(levels * N), digit_transform(N) {
+    for (std::size_t c = 0; c <= k; ++c) output_transforms.emplace_back(N);
+  }
+
+  /// Bytes of scratch one bootstrap needs.
+  static constexpr std::size_t size_bytes() noexcept {
+    return (k + 1) * N * sizeof(Torus) + N * sizeof(Torus) + levels * N * sizeof(std::int64_t) +
+           (k + 2) * N * sizeof(double);
+  }
+
+  GlweCiphertext<P> accumulator;
+  std::vector<Torus> difference;
+  std::vector<std::int64_t> digits;
+  fft::FourierPolynomial digit_transform;
+  std::vector<fft::FourierPolynomial> output_transforms;
+};
+
+/// acc += ExtProd(GGSW(s_i), X^e * acc - acc): a CMux that rotates acc by X^e when s_i = 1.
+template <TfheInstance P, fft::NegacyclicFftBackend Fft>
+void cmux_rotate_assign(BlindRotationWorkspace<P>& ws, const FourierBootstrapKey<P, Fft>& bsk, std::size_t index,
+                        std::size_t e) {
+  using Ws = BlindRotationWorkspace<P>;
+  constexpr Decomposition d = P::pbs_decomposition;
+  const Fft& fft = bsk.fft();
+  for (auto& t : ws.output_transforms) t.fill_zero();
+  for (std::size_t p = 0; p <= Ws::k; ++p) {
+    auto poly = ws.accumulator.polynomial(p);
+    multiply_by_monomial(poly, e, ws.difference);
+    for (std::size_t j = 0; j < Ws::N; ++j) ws.difference[j] -= poly[j];
+    decompose_polynomial(ws.difference, d, ws.digits);
+    for (std::size_t level = 0; level < Ws::levels; ++level) {
+      fft.forward(std::span<const std::int64_t>(ws.digits).subspan(level * Ws::N, Ws::N), ws.digit_transform.view());
+      const std::size_t row = p * Ws::levels + level;
+      for (std::size_t c = 0; c <= Ws::k; ++c)
+        fft::fourier_multiply_add(ws.output_transforms[c].view(), ws.digit_transform.view(), bsk.polynomial(index, row, c));
+    }
+  }
+  for (std::size_t c = 0; c <= Ws::k; ++c) fft.backward_torus_add(ws.output_transforms[c].view(), ws.accumulator.polynomial(c));
+}
+
+/// Leaves X^(-phase) * v in ws.accumulator, where phase is the mod-switched phase of `in`
+/// and v the test polynomial.
+template <TfheInstance P, fft::NegacyclicFftBackend Fft>
+void blind_rotate(BlindRotationWorkspace<P>& ws, const LweCiphertext<P, SmallKey>& in, std::span<const Torus> test_polynomial,
+                  const FourierBootstrapKey<P, Fft>& bsk) {
+  constexpr std::size_t N = P::polynomial_size;
+  auto& acc = ws.accumulator;
+  for (std::size_t c = 0; c < P::glwe_dimension; ++c)
+    for (auto& x : acc.polynomial(c)) x = 0;
+  const std::size_t b = modulus_switch<N>(in.body());
+  multiply_by_monomial(test_polynomial, (2 * N - b) % (2 * N), acc.body());
+  const auto mask = in.mask();
+  for (std::size_t i = 0; i < mask.size(); ++i) {
+    const std::size_t e = modulus_switch<N>(mask[i]) % (2 * N);
+    if (e != 0) cmux_rotate_assign(ws, bsk, i, e);
+  }
+}
+
+/// The LWE ciphertext (under the flattened GLWE key) of coefficient 0 of a GLWE ciphertext.
+template <TfheInstance P>
+void sample_extract_into(LweCiphertext<P, BigKey>& out, const GlweCiphertext<P>& in) noexcept {
+  constexpr std::size_t N = P::polynomial_size;
+  auto mask = out.mask();
+  for (std::size_t p = 0; p < P::glwe_dimension; ++p) {
+    const auto a = in.polynomial(p);
+    mask[p * N] = a[0];
+    for (std::size_t j = 1; j < N; ++j) mask[p * N + j] = Torus{0} - a[N - j];
+  }
+  out.body() = in.body()[0];
+}
+
+FHETENSOR_END_NAMESPACE

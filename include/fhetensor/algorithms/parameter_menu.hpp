@@ -1,0 +1,64 @@
+#pragma once
+// Parameter sets: a TFHE instance used at a given message precision and failure target,
+// and the choice of the cheapest instance for a (precision, target) pair.
+#include <cstddef>
+#include <type_traits>
+
+#include <fhetensor/algorithms/noise_formulas.hpp>
+#include <fhetensor/core/version.hpp>
+#include <fhetensor/params/parameter_sets.hpp>
+
+FHETENSOR_BEGIN_NAMESPACE
+
+inline constexpr int min_precision = 1;
+inline constexpr int max_precision = 8;
+
+/// An instance used for messages of `Precision` bits (plus a padding bit) whose PBS fail
+/// with probability at most 2^Target.log2_p, for inputs of 2-norm up to `max_norm2`.
+template <TfheInstance Instance, int Precision, FailureProbability Target = p_fail_2m64>
+struct ParameterSet : Instance {
+  static_assert(Precision >= min_precision && Precision <= max_precision,
+                "fhetensor supports lookup tables over 1 to 8 message bits");
+  using instance = Instance;
+  static constexpr int precision = Precision;
+  static constexpr FailureProbability failure_target = Target;
+  static constexpr double max_norm2 = noise::max_norm2<Instance>(Precision, Target);
+  static_assert(max_norm2 >= 1.0, "this instance is too noisy for this precision and failure probability");
+
+  static double log2_failure_probability(double norm2 = max_norm2) {
+    return noise::log2_failure_probability<Instance>(Precision, norm2);
+  }
+};
+
+template <class P>
+concept ParameterSetType = TfheInstance<P> && requires {
+  typename P::instance;
+  { P::precision } -> std::convertible_to<int>;
+  { P::failure_target } -> std::convertible_to<FailureProbability>;
+  { P::max_norm2 } -> std::convertible_to<double>;
+};
+
+namespace detail {
+template <class... Instances>
+struct InstanceList {};
+
+// The menu, cheapest first (blind rotation cost grows with N and n).
+using Menu = InstanceList<TfheN1024, TfheN2048, TfheN4096, TfheN8192, TfheN16384, TfheN65536>;
+
+template <int Precision, FailureProbability Target, class List>
+struct FirstFeasible;
+template <int Precision, FailureProbability Target>
+struct FirstFeasible<Precision, Target, InstanceList<>> {
+  static_assert(Precision < 0, "no instance of the menu meets this precision and failure probability");
+};
+template <int Precision, FailureProbability Target, class Head, class... Tail>
+struct FirstFeasible<Precision, Target, InstanceList<Head, Tail...>>
+    : std::conditional_t<(noise::max_norm2<Head>(Precision, Target) >= 1.0), std::type_identity<Head>,
+                         FirstFeasible<Precision, Target, InstanceList<Tail...>>> {};
+}  // namespace detail
+
+/// The cheapest instance of the menu for `Precision` message bits at failure target `Target`.
+template <int Precision, FailureProbability Target = p_fail_2m64>
+using params_for = ParameterSet<typename detail::FirstFeasible<Precision, Target, detail::Menu>::type, Precision, Target>;
+
+FHETENSOR_END_NAMESPACE
