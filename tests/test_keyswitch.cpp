@@ -4,6 +4,7 @@
 #include <fhetensor/algorithms/key_generation.hpp>
 #include <fhetensor/algorithms/keyswitch.hpp>
 #include <fhetensor/algorithms/parameter_menu.hpp>
+#include <fhetensor/crypto/encoding.hpp>
 
 #include "insecure_toy_parameters.hpp"
 #include "test_support.hpp"

@@ -55,7 +55,7 @@ void check_every_input(std::initializer_list<int> precisions, int key_count, std
 
 // Each instance serves the precisions the menu gives it at 2^-64 or 2^-128
 // (tests/test_params.cpp pins that mapping).
-TEST_CASE("PBS, toy instances (insecure, logic only)", "[pbs]") {
+TEST_CASE("PBS on toy instances (insecure; logic only)", "[pbs]") {
   check_every_input<testing::InsecureToyN512>({1, 2, 3, 4}, 4, 1);
   check_every_input<testing::InsecureToyK2N256>({1, 2, 3}, 4, 2);
 }

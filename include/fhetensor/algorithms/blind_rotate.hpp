@@ -33,22 +33,34 @@ class BlindRotationWorkspace {
   static constexpr std::size_t N = P::polynomial_size;
   static constexpr std::size_t levels = static_cast<std::size_t>(P::pbs_decomposition.level_count);
 
-  BlindRotationWorkspace() : difference(N), digits(levels * N), digit_transform(N) {
+  BlindRotationWorkspace() : digits(levels * N), digit_transform(N) {
     for (std::size_t c = 0; c <= k; ++c) output_transforms.emplace_back(N);
   }
 
   /// Bytes of scratch one bootstrap needs.
   static constexpr std::size_t size_bytes() noexcept {
-    return (k + 1) * N * sizeof(Torus) + N * sizeof(Torus) + levels * N * sizeof(std::int64_t) +
-           (k + 2) * N * sizeof(double);
+    return (k + 1) * N * sizeof(Torus) + levels * N * sizeof(std::int64_t) + (k + 2) * N * sizeof(double);
   }
 
   GlweCiphertext<P> accumulator;
-  std::vector<Torus> difference;
   std::vector<std::int64_t> digits;
   fft::FourierPolynomial digit_transform;
   std::vector<fft::FourierPolynomial> output_transforms;
 };
+
+/// Digits of X^e * a - a (e in [1, 2N)), level-major: the rotation, the difference and
+/// the decomposition in one pass, in three contiguous ranges without branches.
+template <Decomposition D>
+void decompose_rotation_difference(std::span<const Torus> a, std::size_t e, std::span<std::int64_t> digits) noexcept {
+  const std::size_t n = a.size();
+  const bool negate = e >= n;  // X^e = -X^(e-N)
+  const std::size_t shift = negate ? e - n : e;
+  const Torus sign_low = negate ? Torus{1} : ~Torus{0};  // multiplies the wrapped part
+  const Torus sign_high = negate ? ~Torus{0} : Torus{1};
+  std::int64_t* out = digits.data();
+  for (std::size_t j = 0; j < shift; ++j) decompose_strided<D>(sign_low * a[j + n - shift] - a[j], out + j, n);
+  for (std::size_t j = shift; j < n; ++j) decompose_strided<D>(sign_high * a[j - shift] - a[j], out + j, n);
+}
 
 /// acc += ExtProd(GGSW(s_i), X^e * acc - acc): a CMux that rotates acc by X^e when s_i = 1.
 template <TfheInstance P, fft::NegacyclicFftBackend Fft>
@@ -59,10 +71,7 @@ void cmux_rotate_assign(BlindRotationWorkspace<P>& ws, const FourierBootstrapKey
   const Fft& fft = bsk.fft();
   for (auto& t : ws.output_transforms) t.fill_zero();
   for (std::size_t p = 0; p <= Ws::k; ++p) {
-    auto poly = ws.accumulator.polynomial(p);
-    multiply_by_monomial(poly, e, ws.difference);
-    for (std::size_t j = 0; j < Ws::N; ++j) ws.difference[j] -= poly[j];
-    decompose_polynomial(ws.difference, d, ws.digits);
+    decompose_rotation_difference<d>(ws.accumulator.polynomial(p), e, ws.digits);
     for (std::size_t level = 0; level < Ws::levels; ++level) {
       fft.forward(std::span<const std::int64_t>(ws.digits).subspan(level * Ws::N, Ws::N), ws.digit_transform.view());
       const std::size_t row = p * Ws::levels + level;

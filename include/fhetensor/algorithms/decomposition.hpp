@@ -35,15 +35,29 @@ constexpr void decompose(Torus x, Decomposition d, std::int64_t* digits) noexcep
   }
 }
 
+/// Decomposes x into digits[j * stride] for every level j: the branch-free form of
+/// decompose(), which compilers vectorise over consecutive coefficients.
+template <Decomposition D>
+inline void decompose_strided(Torus x, std::int64_t* digits, std::size_t stride) noexcept {
+  constexpr int shift = torus_bits - D.precision_bits();
+  constexpr std::uint64_t mask = (std::uint64_t{1} << D.base_log) - 1;
+  constexpr std::uint64_t half = std::uint64_t{1} << (D.base_log - 1);
+  std::uint64_t v = (x + (Torus{1} << (shift - 1))) >> shift;
+  for (int j = D.level_count - 1; j >= 0; --j) {
+    const std::uint64_t digit = v & mask;
+    v >>= D.base_log;
+    const std::uint64_t carry = digit >= half;
+    v += carry;
+    digits[static_cast<std::size_t>(j) * stride] = static_cast<std::int64_t>(digit - (carry << D.base_log));
+  }
+}
+
 /// Decomposes every coefficient of a polynomial: digits is level-major (level j occupies
 /// digits[j*N .. (j+1)*N)), ready for one FFT per level.
-inline void decompose_polynomial(std::span<const Torus> polynomial, Decomposition d, std::span<std::int64_t> digits) noexcept {
+template <Decomposition D>
+void decompose_polynomial(std::span<const Torus> polynomial, std::span<std::int64_t> digits) noexcept {
   const std::size_t n = polynomial.size();
-  std::int64_t coefficient_digits[64];
-  for (std::size_t i = 0; i < n; ++i) {
-    decompose(polynomial[i], d, coefficient_digits);
-    for (int j = 0; j < d.level_count; ++j) digits[static_cast<std::size_t>(j) * n + i] = coefficient_digits[j];
-  }
+  for (std::size_t i = 0; i < n; ++i) decompose_strided<D>(polynomial[i], digits.data() + i, n);
 }
 
 /// q / B^(j+1): the gadget value of level j.

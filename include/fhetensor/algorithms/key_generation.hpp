@@ -115,7 +115,8 @@ struct EvaluationKeys {
 
 template <TfheInstance P, fft::NegacyclicFftBackend Fft = fft::NegacyclicFft>
 EvaluationKeys<P, Fft> generate_evaluation_keys(const SecretKeys<P>& keys, Csprng& rng,
-                                                std::shared_ptr<const Fft> fft = std::make_shared<Fft>(P::polynomial_size)) {
+                                                std::type_identity_t<std::shared_ptr<const Fft>> fft =
+                                                    std::make_shared<Fft>(P::polynomial_size)) {
   auto bsk = generate_fourier_bootstrap_key(keys, rng, std::move(fft));
   return {std::move(bsk), generate_keyswitch_key(keys, rng)};
 }

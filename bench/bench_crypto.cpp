@@ -1,0 +1,113 @@
+// Benchmarks of the TFHE operators for every precision of the menu (2^-64 sets):
+// external_product/P, blind_rotate/P, keyswitch/P, pbs/P (bootstrap: mod switch, blind
+// rotation, sample extraction), ks_pbs/P (key switch + bootstrap), keygen/P, and
+// pbs_throughput/P on 1 and 2 threads. Key sizes are reported as counters of keygen/P.
+#include <benchmark/benchmark.h>
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <typeindex>
+
+#include <fhetensor/fhetensor.hpp>
+
+using namespace fhetensor;
+
+namespace {
+
+template <TfheInstance I>
+struct Fixture {
+  Csprng rng = Csprng::from_os_entropy();
+  SecretKeys<I> secret = generate_secret_keys<I>(rng);
+  EvaluationKeys<I> eval = generate_evaluation_keys<I>(secret, rng);
+  LweCiphertext<I> input = encrypt_lwe(secret.big(), Encoding{4}.encode(3), rng);
+  LweCiphertext<I, SmallKey> small_input = keyswitch(input, eval.keyswitch);
+  LookupTable<I> table{[](std::int64_t m) { return (m * m) % 2; }, Encoding{1}, Encoding{1}};
+};
+
+/// Keys are generated once per instance and shared by the precisions that use it.
+template <TfheInstance I>
+Fixture<I>& fixture() {
+  static std::mutex mutex;
+  static std::unique_ptr<Fixture<I>> instance;
+  std::lock_guard lock(mutex);
+  if (!instance) instance = std::make_unique<Fixture<I>>();
+  return *instance;
+}
+
+template <int P>
+void register_precision() {
+  using I = typename params_for<P>::instance;
+  const std::string p = std::to_string(P);
+  // Slow sets get fewer iterations so the whole run stays within minutes.
+  const int iterations = I::polynomial_size >= 16384 ? 3 : 0;
+  auto limit = [&](benchmark::internal::Benchmark* b) {
+    b->Unit(benchmark::kMillisecond);
+    if (iterations) b->Iterations(iterations);
+    return b;
+  };
+
+  limit(benchmark::RegisterBenchmark(("external_product/" + p).c_str(), [](benchmark::State& state) {
+    auto& f = fixture<I>();
+    BlindRotationWorkspace<I> ws;
+    multiply_by_monomial(f.table.polynomial(), 0, ws.accumulator.body());
+    for (auto _ : state) cmux_rotate_assign(ws, f.eval.bootstrap, 0, 17);
+  }))->Unit(benchmark::kMicrosecond);
+
+  limit(benchmark::RegisterBenchmark(("blind_rotate/" + p).c_str(), [](benchmark::State& state) {
+    auto& f = fixture<I>();
+    BlindRotationWorkspace<I> ws;
+    for (auto _ : state) blind_rotate(ws, f.small_input, f.table.polynomial(), f.eval.bootstrap);
+  }));
+
+  limit(benchmark::RegisterBenchmark(("keyswitch/" + p).c_str(), [](benchmark::State& state) {
+    auto& f = fixture<I>();
+    LweCiphertext<I, SmallKey> out;
+    for (auto _ : state) {
+      keyswitch_into(out, f.input, f.eval.keyswitch);
+      benchmark::DoNotOptimize(out.body());
+    }
+  }));
+
+  limit(benchmark::RegisterBenchmark(("pbs/" + p).c_str(), [](benchmark::State& state) {
+    auto& f = fixture<I>();
+    BlindRotationWorkspace<I> ws;
+    LweCiphertext<I> out;
+    for (auto _ : state) bootstrap_into(out, f.small_input, f.table, f.eval.bootstrap, ws);
+  }));
+
+  limit(benchmark::RegisterBenchmark(("ks_pbs/" + p).c_str(), [](benchmark::State& state) {
+    auto& f = fixture<I>();
+    PbsWorkspace<I> ws;
+    LweCiphertext<I> out;
+    for (auto _ : state) apply_lookup_table_into(out, f.input, f.table, f.eval, ws);
+  }));
+
+  // Independent bootstraps on 1 or 2 threads: items_per_second is the throughput.
+  limit(benchmark::RegisterBenchmark(("pbs_throughput/" + p).c_str(), [](benchmark::State& state) {
+    auto& f = fixture<I>();
+    BlindRotationWorkspace<I> ws;
+    LweCiphertext<I> out;
+    for (auto _ : state) bootstrap_into(out, f.small_input, f.table, f.eval.bootstrap, ws);
+    state.SetItemsProcessed(state.iterations());
+  }))->Threads(1)->Threads(2)->UseRealTime();
+
+  limit(benchmark::RegisterBenchmark(("keygen/" + p).c_str(), [](benchmark::State& state) {
+    auto rng = Csprng::from_os_entropy();
+    for (auto _ : state) {
+      auto secret = generate_secret_keys<I>(rng);
+      auto eval = generate_evaluation_keys<I>(secret, rng);
+      benchmark::DoNotOptimize(eval.keyswitch.data().data());
+      state.counters["bootstrap_key_MiB"] = static_cast<double>(eval.bootstrap.size_bytes()) / (1 << 20);
+      state.counters["keyswitch_key_MiB"] = static_cast<double>(eval.keyswitch.data().size_bytes()) / (1 << 20);
+    }
+  }))->Iterations(1);
+}
+
+const bool registered = [] {
+  [&]<int... I>(std::integer_sequence<int, I...>) { (register_precision<I + 1>(), ...); }(std::make_integer_sequence<int, 8>{});
+  return true;
+}();
+
+}  // namespace
