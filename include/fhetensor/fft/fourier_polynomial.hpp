@@ -31,6 +31,13 @@
 #define FHETENSOR_FFT_INLINE inline
 #endif
 
+// Whether every multiply-add of the FFT kernels is a single-rounding FMA (error model).
+#if defined(FHETENSOR_FFT_ISA_AVX512) || defined(FHETENSOR_FFT_ISA_AVX2) || defined(FP_FAST_FMA)
+#define FHETENSOR_FFT_FUSED 1
+#else
+#define FHETENSOR_FFT_FUSED 0
+#endif
+
 #include <fhetensor/core/torus.hpp>
 #include <fhetensor/core/version.hpp>
 
@@ -117,11 +124,19 @@ struct ScalarIsa {
   static Vec add(Vec a, Vec b) noexcept { return a + b; }
   static Vec sub(Vec a, Vec b) noexcept { return a - b; }
   static Vec mul(Vec a, Vec b) noexcept { return a * b; }
-  // The compiler may or may not contract these into FMAs; the error bound allows both.
+  // True FMAs where the hardware has them (then every kernel rounds once per FMA, like the
+  // vector paths); otherwise a product and a sum, which the error bound also covers.
+#if defined(FP_FAST_FMA)
+  static Vec fmadd(Vec a, Vec b, Vec c) noexcept { return std::fma(a, b, c); }
+  static Vec fmsub(Vec a, Vec b, Vec c) noexcept { return std::fma(a, b, -c); }
+  static Vec fnmadd(Vec a, Vec b, Vec c) noexcept { return std::fma(-a, b, c); }
+  static Vec fnmsub(Vec a, Vec b, Vec c) noexcept { return -std::fma(a, b, c); }
+#else
   static Vec fmadd(Vec a, Vec b, Vec c) noexcept { return a * b + c; }
   static Vec fmsub(Vec a, Vec b, Vec c) noexcept { return a * b - c; }
   static Vec fnmadd(Vec a, Vec b, Vec c) noexcept { return c - a * b; }
   static Vec fnmsub(Vec a, Vec b, Vec c) noexcept { return -(a * b) - c; }
+#endif
   static Vec load_int(const std::int64_t* p) noexcept { return static_cast<double>(*p); }
   // *p = (or +=) round(z 2^64) mod 2^64
   static void store_torus(std::uint64_t* p, Vec z) noexcept { *p = torus_from_scaled(z); }
@@ -327,17 +342,15 @@ inline void fourier_multiply_add(FourierView acc, FourierConstView a, FourierCon
   using Isa = detail::NativeIsa;
   constexpr std::size_t w = Isa::width;
   const std::size_t n = acc.size;
-  std::size_t j = 0;
-  if constexpr (w > 1) {
-    for (; j + w <= n; j += w) {
-      const auto ar = Isa::load(a.re + j), ai = Isa::load(a.im + j);
-      const auto br = Isa::load(b.re + j), bi = Isa::load(b.im + j);
-      const auto cr = Isa::load(acc.re + j), ci = Isa::load(acc.im + j);
-      Isa::store(acc.re + j, Isa::fnmadd(ai, bi, Isa::fmadd(ar, br, cr)));
-      Isa::store(acc.im + j, Isa::fmadd(ai, br, Isa::fmadd(ar, bi, ci)));
-    }
+  const std::size_t vector_end = n / w * w;
+  for (std::size_t j = 0; j < vector_end; j += w) {
+    const auto ar = Isa::load(a.re + j), ai = Isa::load(a.im + j);
+    const auto br = Isa::load(b.re + j), bi = Isa::load(b.im + j);
+    const auto cr = Isa::load(acc.re + j), ci = Isa::load(acc.im + j);
+    Isa::store(acc.re + j, Isa::fnmadd(ai, bi, Isa::fmadd(ar, br, cr)));
+    Isa::store(acc.im + j, Isa::fmadd(ai, br, Isa::fmadd(ar, bi, ci)));
   }
-  for (; j < n; ++j) {
+  for (std::size_t j = vector_end; j < n; ++j) {  // N < 2 W only
     const double ar = a.re[j], ai = a.im[j], br = b.re[j], bi = b.im[j];
     acc.re[j] = (acc.re[j] + ar * br) - ai * bi;
     acc.im[j] = (acc.im[j] + ar * bi) + ai * br;
