@@ -195,7 +195,7 @@ TEST_CASE("round trip of an integer polynomial is exact below 2^40", "[fft]") {
 
 TEST_CASE("backward_torus_add adds modulo 2^64", "[fft]") {
   std::mt19937_64 rng(5);
-  for (const std::size_t n : {std::size_t{16}, std::size_t{128}, std::size_t{1024}, std::size_t{4096}}) {
+  for (const std::size_t n : {std::size_t{16}, std::size_t{128}, std::size_t{512}, std::size_t{1024}, std::size_t{2048}, std::size_t{4096}}) {
     const NegacyclicFft ours(n);
     const FftwNegacyclicFft fftw(n, FFTW_ESTIMATE);
     const auto a = random_ints(n, std::int64_t{1} << 30, rng);

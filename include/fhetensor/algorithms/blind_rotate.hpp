@@ -55,11 +55,15 @@ void decompose_rotation_difference(std::span<const Torus> a, std::size_t e, std:
   const std::size_t n = a.size();
   const bool negate = e >= n;  // X^e = -X^(e-N)
   const std::size_t shift = negate ? e - n : e;
-  const Torus sign_low = negate ? Torus{1} : ~Torus{0};  // multiplies the wrapped part
-  const Torus sign_high = negate ? ~Torus{0} : Torus{1};
-  std::int64_t* out = digits.data();
-  for (std::size_t j = 0; j < shift; ++j) decompose_strided<D>(sign_low * a[j + n - shift] - a[j], out + j, n);
-  for (std::size_t j = shift; j < n; ++j) decompose_strided<D>(sign_high * a[j - shift] - a[j], out + j, n);
+  // Conditional negation as (x ^ m) - m, m = 0 or all ones: cheaper than a multiply.
+  const Torus mask_low = negate ? Torus{0} : ~Torus{0};  // the wrapped part is negated once more
+  const Torus mask_high = negate ? ~Torus{0} : Torus{0};
+  const Torus* __restrict in = a.data();
+  std::int64_t* __restrict out = digits.data();
+  for (std::size_t j = 0; j < shift; ++j)
+    decompose_strided<D>(((in[j + n - shift] ^ mask_low) - mask_low) - in[j], out + j, n);
+  for (std::size_t j = shift; j < n; ++j)
+    decompose_strided<D>(((in[j - shift] ^ mask_high) - mask_high) - in[j], out + j, n);
 }
 
 /// acc += ExtProd(GGSW(s_i), X^e * acc - acc): a CMux that rotates acc by X^e when s_i = 1.
@@ -96,6 +100,7 @@ void blind_rotate(BlindRotationWorkspace<P>& ws, const LweCiphertext<P, SmallKey
   const auto mask = in.mask();
   for (std::size_t i = 0; i < mask.size(); ++i) {
     const std::size_t e = modulus_switch<N>(mask[i]) % (2 * N);
+    bsk.prefetch(i + 1);
     if (e != 0) cmux_rotate_assign(ws, bsk, i, e);
   }
 }

@@ -89,13 +89,11 @@ constexpr std::size_t padded_doubles(std::size_t count) noexcept {
   return (count + per_line - 1) / per_line * per_line;
 }
 
-#ifndef FHETENSOR_FFT_SKEW
-#define FHETENSOR_FFT_SKEW 8
-#endif
-/// Doubles from re[0] to im[0] in a FourierPolynomial: whole 64-byte lines plus a skew, so
-/// that re[j] and im[j] never sit 4 KiB apart (same L1 set) for power-of-two sizes.
+/// Doubles from re[0] to im[0] in a FourierPolynomial: whole 64-byte lines plus one more, so
+/// that re[j] and im[j] never sit a multiple of 4 KiB apart (same L1 set, false store
+/// forwarding) for power-of-two sizes.
 constexpr std::size_t fourier_stride(std::size_t count) noexcept {
-  return padded_doubles(count) + (count >= 64 ? FHETENSOR_FFT_SKEW : 0);
+  return padded_doubles(count) + (count >= 64 ? 8 : 0);
 }
 
 constexpr bool is_power_of_two(std::size_t x) noexcept { return x != 0 && (x & (x - 1)) == 0; }
@@ -105,12 +103,26 @@ constexpr bool is_power_of_two(std::size_t x) noexcept { return x != 0 && (x & (
 // FFT needs, including the int64 -> double load and the double -> (round, mod 2^64) store.
 // The FFT code is written once against this interface.
 
+/// Rounds to the nearest integer (current rounding mode, like std::nearbyint) without the
+/// libm call that baseline x86-64 needs: adding 1.5 * 2^52 leaves no fraction bits.
+inline double round_to_integer(double x) noexcept {
+#if defined(__FAST_MATH__)
+  return std::nearbyint(x);  // the magic-number sum would be folded away
+#else
+  constexpr double magic = 0x1.8p52;
+  const double ax = std::fabs(x);
+  if (ax < 0x1p51) return (x + magic) - magic;
+  if (ax >= 0x1p52) return x;  // already an integer
+  return std::nearbyint(x);
+#endif
+}
+
 /// round(z 2^64) mod 2^64 for any finite z: the FFT outputs arrive pre-scaled by 2^-64 so that
 /// the reduction is z - round(z), which is exact (both are multiples of ulp(z) and the result
 /// is no larger than z), and 2^64 (z - round(z)) is exact too (docs/fft.md).
 inline std::uint64_t torus_from_scaled(double z) noexcept {
-  const double f = z - std::nearbyint(z);  // in [-1/2, 1/2]
-  double y = std::nearbyint(f * 0x1p64);   // in [-2^63, 2^63]
+  const double f = z - round_to_integer(z);  // in [-1/2, 1/2]
+  double y = round_to_integer(f * 0x1p64);   // in [-2^63, 2^63]
   if (y >= 0x1p63) y -= 0x1p64;
   return static_cast<std::uint64_t>(static_cast<std::int64_t>(y));
 }

@@ -17,13 +17,14 @@
 // Forward: decimation in frequency (natural order in, bit-reversed-ish out); backward: the
 // exact inverse, Gentleman-Sande butterflies (x, y) -> (x + y, (x - y) conj(r)) in reverse
 // order, scaled by 1/M at the end (exact). Fourier-domain order is internal: only pointwise
-// products are done there.
+// products are done there. Butterflies are fused in radix-4 units (tangent form, below).
 //
-// Vector layout (width W = 8 for AVX-512, 4 for AVX2): radix-4 passes (two stages per pass,
-// depth first) while the butterfly distance is >= W; the last 2 log2(W) stages run on blocks of
-// W^2 values held in 2W registers: log2(W) stages between registers, a W x W transpose, and
-// log2(W) more stages between registers with per-lane twiddles. The transpose is not undone:
-// the Fourier domain is stored transposed within each block, the backward pass starts from it.
+// Vector layout (width W = 8 for AVX-512, 4 for AVX2): radix-4 passes (a radix-8 first pass
+// when the count is odd), depth first, while the butterfly distance is >= W; the last
+// 2 log2(W) stages run on blocks of W^2 values held in 2W registers: log2(W) stages between
+// registers, a W x W transpose, and log2(W) more stages between registers with per-lane
+// twiddles. The transpose is not undone: the Fourier domain is stored transposed within
+// each block, and the backward pass starts from it.
 #include <algorithm>
 #include <bit>
 #include <cmath>
@@ -34,7 +35,6 @@
 #include <numbers>
 #include <span>
 #include <stdexcept>
-#include <utility>
 
 #include <fhetensor/core/torus.hpp>
 #include <fhetensor/core/version.hpp>
@@ -117,7 +117,7 @@ inline double product_error_bound(std::size_t polynomial_size, double max_abs_in
 /// Model of the variance of the error of one output coefficient of
 /// backward(forward(a) * forward_torus(b)) for random inputs: independent coefficients with
 /// the given mean squares, the torus ones spread uniformly over the 64-bit range. It is an
-/// upper estimate: 1.1 to 1.35 times the measured variance for N = 512..16384
+/// upper estimate: 1.15 to 1.35 times the measured variance for N = 256..16384
 /// (tests/test_fft.cpp checks it within [1, 2) for N = 1024, 2048, 4096).
 inline double product_error_variance(std::size_t polynomial_size, double mean_square_int,
                                      double mean_square_torus) {
@@ -128,18 +128,18 @@ inline double product_error_variance(std::size_t polynomial_size, double mean_sq
   const double stages = std::log2(n / 2);
   // Each rounding of a value x adds an error of variance kappa u^2 E[x^2] (kappa = 0.18 for
   // values spread over many binades). Per stage the relative error power grows by about
-  // 2.6 kappa u^2 in each forward transform and 2.1 kappa u^2 in the backward one (7.4 in
-  // all, 7.5 measured); the complex product adds 1.5 kappa u^2 and the int64 -> double
-  // conversion of uniform torus coefficients u^2 / 7. The constants below round the
-  // per-stage and constant terms up so that the model stays above the measurements (the
-  // constant term measured 0..7 kappa, depending on whether the transforms start with a
-  // radix-2 or a radix-4 pass). docs/fft.md has the derivation and the measurements.
+  // 2.6 kappa u^2 in each forward transform and 2.2 in the backward one, whose twiddles are
+  // rebuilt from the forward records (7.4 in all; 8.75 measured); the complex product adds
+  // 1.5 kappa u^2 and the int64 -> double conversion of uniform torus coefficients u^2 / 7.
+  // The constants round the per-stage and constant terms up so that the model stays above
+  // the measurements (the constant term measured -4..+3 kappa, depending on whether the
+  // transforms start with a radix-8 or a radix-4 pass). docs/fft.md has the details.
   constexpr double kappa = 0.18;
   constexpr double conversion = 1.0 / 7.0;
 #if FHETENSOR_FFT_FUSED
-  constexpr double per_stage = 8.5, constant = 10.0;
+  constexpr double per_stage = 9.5, constant = 10.0;
 #else
-  constexpr double per_stage = 11.0, constant = 8.0;  // every multiply-add rounds twice
+  constexpr double per_stage = 12.0, constant = 10.0;  // every multiply-add rounds twice
 #endif
   const double relative = kappa * (per_stage * stages + constant) + conversion;
   return n * mean_square_int * mean_square_torus * u * u * relative;
@@ -167,57 +167,43 @@ inline TwiddleLd negacyclic_twiddle(unsigned stage, std::size_t block) {
 }
 
 // Twiddle records: a radix-4 unit works on a block with twiddle r whose first child has
-// twiddle s (the second child has i s); q = r s.
+// twiddle s (the second child has i s); q = r s. One record serves both directions:
+//   (r_re, t_r, t_s, t_q, kappa, s_re) with t_w = w_im / w_re and kappa = q_re / s_re,
+// and a radix-2 record is (w_re, t_w).
 //
-// Forward, tangent form (Linzer & Feig, IBM J. Res. Dev. 1993): w y = w_re (y (1 + i t)),
-// t = w_im / w_re, so x +- w y is two FMAs once y (1 + i t) is known. With
+// Forward, tangent form (Linzer & Feig, IBM J. Res. Dev. 1993): w y = w_re (y (1 + i t_w)),
+// so x +- w y is two FMAs once y (1 + i t_w) is known. With
 //   c' = c (1 + i t_r), b' = b (1 + i t_s), d' = d (1 + i t_q), v+- = b' +- kappa d',
-//   kappa = q_re / s_re, P, Q = a +- r_re c':
+//   P, Q = a +- r_re c':
 // A = P + s_re v+, B = P - s_re v+, C = Q + i s_re v-, D = Q - i s_re v-: 22 flops per
 // radix-4 vector butterfly instead of 32 with four complex multiplications. Each pair
 // x +- w y is computed as lo = x + w y, hi = lo - (2w) y: the FMA's destination is then
 // always an operand that dies, which saves a register copy per pair (AVX FMAs overwrite
-// an input); the doubled factors are stored.
-inline constexpr std::size_t record_size = 12;  // doubles per pass record
-enum ForwardRecord : std::size_t { f_rr, f_rr2, f_tr, f_ts, f_tq, f_kappa, f_kappa2, f_sre, f_sre2, f_count };
-enum ForwardRecord2 : std::size_t { f2_wr, f2_wr2, f2_t, f2_count };
-// Backward (Gentleman-Sande, inverse of the above up to a factor 4), three complex products:
+// an input).
+//
+// Backward (Gentleman-Sande, the inverse of the above times 4), three complex products:
 // A = u + v, C = conj(r) (u - v), B = conj(s) (p - i q), D = conj(q) (p + i q) with
-// u, p = a +- b and v, q = c +- d.
-enum BackwardRecord : std::size_t { b_rr, b_ri, b_sr, b_si, b_qr, b_qi, b_count };
+// u, p = a +- b and v, q = c +- d; r_im = r_re t_r etc. are rebuilt from the record.
+inline constexpr std::size_t rec_rr = 0, rec_tr = 1, rec_ts = 2, rec_tq = 3, rec_kappa = 4, rec_sre = 5,
+                             rec_count = 6;                      // radix-4 record fields
+inline constexpr std::size_t rec2_wr = 0, rec2_t = 1, rec2_count = 2;  // radix-2 record fields
+inline constexpr std::size_t record_size = 8;  // doubles per pass record: one cache line
 
-inline void forward_radix4_record(unsigned stage, std::size_t block, double* out, std::size_t step = 1) {
+inline void radix4_record(unsigned stage, std::size_t block, double* out, std::size_t step = 1) {
   const TwiddleLd r = negacyclic_twiddle(stage, block), s = negacyclic_twiddle(stage + 1, 2 * block);
   const TwiddleLd q = r * s;
-  out[f_rr * step] = static_cast<double>(r.re);
-  out[f_rr2 * step] = 2 * static_cast<double>(r.re);
-  out[f_tr * step] = static_cast<double>(r.im / r.re);
-  out[f_ts * step] = static_cast<double>(s.im / s.re);
-  out[f_tq * step] = static_cast<double>(q.im / q.re);
-  out[f_kappa * step] = static_cast<double>(q.re / s.re);
-  out[f_kappa2 * step] = 2 * static_cast<double>(q.re / s.re);
-  out[f_sre * step] = static_cast<double>(s.re);
-  out[f_sre2 * step] = 2 * static_cast<double>(s.re);
+  out[rec_rr * step] = static_cast<double>(r.re);
+  out[rec_tr * step] = static_cast<double>(r.im / r.re);
+  out[rec_ts * step] = static_cast<double>(s.im / s.re);
+  out[rec_tq * step] = static_cast<double>(q.im / q.re);
+  out[rec_kappa * step] = static_cast<double>(q.re / s.re);
+  out[rec_sre * step] = static_cast<double>(s.re);
 }
 
-inline void backward_radix4_record(unsigned stage, std::size_t block, double* out, std::size_t step = 1) {
-  const TwiddleLd r = negacyclic_twiddle(stage, block), s = negacyclic_twiddle(stage + 1, 2 * block);
-  const TwiddleLd q = r * s;
-  const long double parts[b_count] = {r.re, r.im, s.re, s.im, q.re, q.im};
-  for (std::size_t i = 0; i < b_count; ++i) out[i * step] = static_cast<double>(parts[i]);
-}
-
-// Radix-2: forward (w_re, 2 w_re, w_im / w_re), backward (w_re, w_im).
-inline void forward_radix2_record(unsigned stage, std::size_t block, double* out, std::size_t step = 1) {
+inline void radix2_record(unsigned stage, std::size_t block, double* out, std::size_t step = 1) {
   const TwiddleLd w = negacyclic_twiddle(stage, block);
-  out[f2_wr * step] = static_cast<double>(w.re);
-  out[f2_wr2 * step] = 2 * static_cast<double>(w.re);
-  out[f2_t * step] = static_cast<double>(w.im / w.re);
-}
-inline void backward_radix2_record(unsigned stage, std::size_t block, double* out, std::size_t step = 1) {
-  const TwiddleLd w = negacyclic_twiddle(stage, block);
-  out[0] = static_cast<double>(w.re);
-  out[step] = static_cast<double>(w.im);
+  out[rec2_wr * step] = static_cast<double>(w.re);
+  out[rec2_t * step] = static_cast<double>(w.im / w.re);
 }
 
 struct FftPlan {
@@ -227,8 +213,8 @@ struct FftPlan {
   unsigned pass_stages = 0;  // stages done by radix-2/4 passes; the rest in the register tail
   bool simd = false;
   double out_scale = 0;      // 2^-64 / M, exact
-  AlignedDoubles forward_records, backward_records;  // passes: record of (s, b) at 2^s + b
-  AlignedDoubles forward_tail, backward_tail;        // per W^2 block of the register tail
+  AlignedDoubles records;    // passes: record of (stage s, block b) at 2^s + b
+  AlignedDoubles tail;       // per W^2 block of the register tail
 };
 
 /// Radix-2/4 passes and the register tail, for one ISA policy.
@@ -238,15 +224,11 @@ struct FftKernel {
   static constexpr std::size_t W = Isa::width;
   static constexpr unsigned L = static_cast<unsigned>(std::countr_zero(W));  // log2 W
   static_assert(W == 1 || L == 2 || L == 3, "register tail written for W = 4 or 8");
-  // Tail tables per block: the broadcast records (padded to whole vectors), then the
-  // per-lane records, one vector per field.
-  static constexpr std::size_t round_up(std::size_t x) noexcept { return (x + W - 1) / W * W; }
-  static constexpr std::size_t forward_fields = L == 3 ? f_count + 2 * f2_count : f_count;
-  static constexpr std::size_t backward_fields = L == 3 ? b_count + 4 : b_count;
-  static constexpr std::size_t forward_pre = round_up(forward_fields);
-  static constexpr std::size_t backward_pre = round_up(backward_fields);
-  static constexpr std::size_t forward_stride = forward_pre + forward_fields * W;
-  static constexpr std::size_t backward_stride = backward_pre + backward_fields * W;
+  // Tail table per block: the broadcast fields (padded to whole vectors), then the per-lane
+  // fields, one vector each. Fields: a radix-4 record, and for W = 8 two radix-2 records.
+  static constexpr std::size_t tail_fields = L == 3 ? rec_count + 2 * rec2_count : rec_count;
+  static constexpr std::size_t tail_pre = (tail_fields + W - 1) / W * W;
+  static constexpr std::size_t tail_stride = tail_pre + tail_fields * W;
 
   struct Forward4 {
     V rr, rr2, tr, ts, tq, kappa, kappa2, sre, sre2;
@@ -254,23 +236,35 @@ struct FftKernel {
   struct Backward4 {
     V rr, ri, sr, si, qr, qi;
   };
-  static Forward4 broadcast_forward4(const double* rec) noexcept {
-    return {Isa::set1(rec[f_rr]), Isa::set1(rec[f_rr2]), Isa::set1(rec[f_tr]),
-            Isa::set1(rec[f_ts]), Isa::set1(rec[f_tq]), Isa::set1(rec[f_kappa]),
-            Isa::set1(rec[f_kappa2]), Isa::set1(rec[f_sre]), Isa::set1(rec[f_sre2])};
+  // Field i of a record: Get(i) broadcasts a scalar or loads a per-lane vector.
+  template <class Get>
+  FHETENSOR_FFT_INLINE static Forward4 forward4(Get get) noexcept {
+    const V rr = get(rec_rr), kappa = get(rec_kappa), sre = get(rec_sre);
+    return {rr, Isa::add(rr, rr), get(rec_tr), get(rec_ts), get(rec_tq), kappa, Isa::add(kappa, kappa),
+            sre, Isa::add(sre, sre)};
   }
-  static Backward4 broadcast_backward4(const double* rec) noexcept {
-    return {Isa::set1(rec[b_rr]), Isa::set1(rec[b_ri]), Isa::set1(rec[b_sr]),
-            Isa::set1(rec[b_si]), Isa::set1(rec[b_qr]), Isa::set1(rec[b_qi])};
+  template <class Get>
+  FHETENSOR_FFT_INLINE static Backward4 backward4(Get get) noexcept {
+    const V rr = get(rec_rr), sre = get(rec_sre);
+    const V qr = Isa::mul(get(rec_kappa), sre);
+    return {rr, Isa::mul(rr, get(rec_tr)), sre, Isa::mul(sre, get(rec_ts)), qr, Isa::mul(qr, get(rec_tq))};
   }
-  static Forward4 load_forward4(const double* vec) noexcept {
-    return {Isa::load(vec + f_rr * W), Isa::load(vec + f_rr2 * W), Isa::load(vec + f_tr * W),
-            Isa::load(vec + f_ts * W), Isa::load(vec + f_tq * W), Isa::load(vec + f_kappa * W),
-            Isa::load(vec + f_kappa2 * W), Isa::load(vec + f_sre * W), Isa::load(vec + f_sre2 * W)};
+  static auto broadcast(const double* rec) noexcept {
+    return [rec](std::size_t i) { return Isa::set1(rec[i]); };
   }
-  static Backward4 load_backward4(const double* vec) noexcept {
-    return {Isa::load(vec + b_rr * W), Isa::load(vec + b_ri * W), Isa::load(vec + b_sr * W),
-            Isa::load(vec + b_si * W), Isa::load(vec + b_qr * W), Isa::load(vec + b_qi * W)};
+  static auto lanes(const double* vec) noexcept {
+    return [vec](std::size_t i) { return Isa::load(vec + i * W); };
+  }
+  // Pass records: the doubled and rebuilt factors are computed once per block in scalar.
+  static Forward4 forward4(const double* rec) noexcept {
+    return {Isa::set1(rec[rec_rr]),    Isa::set1(2 * rec[rec_rr]),    Isa::set1(rec[rec_tr]),
+            Isa::set1(rec[rec_ts]),    Isa::set1(rec[rec_tq]),        Isa::set1(rec[rec_kappa]),
+            Isa::set1(2 * rec[rec_kappa]), Isa::set1(rec[rec_sre]),   Isa::set1(2 * rec[rec_sre])};
+  }
+  static Backward4 backward4(const double* rec) noexcept {
+    const double qr = rec[rec_kappa] * rec[rec_sre];
+    return {Isa::set1(rec[rec_rr]), Isa::set1(rec[rec_rr] * rec[rec_tr]), Isa::set1(rec[rec_sre]),
+            Isa::set1(rec[rec_sre] * rec[rec_ts]), Isa::set1(qr), Isa::set1(qr * rec[rec_tq])};
   }
 
   // ---- butterflies (split complex) ----
@@ -350,7 +344,44 @@ struct FftKernel {
   // ---- register tail: the last 2L stages on one block of W^2 points ----
   // Levels 0 and 1 (distances W/2, W/4 registers) as one radix-4 unit, level 2 (W = 8 only,
   // distance 1) as radix-2 with twiddles u0, i u0, u2, i u2; a transpose; the same again
-  // with per-lane twiddles (lane g = group g of W consecutive points).
+  // with per-lane twiddles (lane g = group g of W consecutive points). The transpose is not
+  // undone: the backward tail starts from this layout.
+  template <class Get>
+  FHETENSOR_FFT_INLINE static void tail_forward_levels(V (&xr)[W], V (&xi)[W], Get get) noexcept {
+    const Forward4 w4 = forward4(get);
+    constexpr std::size_t h = W / 4;
+#pragma GCC unroll 4
+    for (std::size_t k = 0; k < h; ++k)
+      fwd4(xr[k], xi[k], xr[k + h], xi[k + h], xr[k + 2 * h], xi[k + 2 * h], xr[k + 3 * h], xi[k + 3 * h], w4);
+    if constexpr (L == 3) {
+      const V w0 = get(rec_count + rec2_wr), t0 = get(rec_count + rec2_t);
+      const V w2 = get(rec_count + rec2_count + rec2_wr), t2 = get(rec_count + rec2_count + rec2_t);
+      const V w0x2 = Isa::add(w0, w0), w2x2 = Isa::add(w2, w2);
+      fwd2(xr[0], xi[0], xr[1], xi[1], w0, w0x2, t0);
+      fwd2_i(xr[2], xi[2], xr[3], xi[3], w0, w0x2, t0);
+      fwd2(xr[4], xi[4], xr[5], xi[5], w2, w2x2, t2);
+      fwd2_i(xr[6], xi[6], xr[7], xi[7], w2, w2x2, t2);
+    }
+  }
+
+  template <class Get>
+  FHETENSOR_FFT_INLINE static void tail_backward_levels(V (&xr)[W], V (&xi)[W], Get get) noexcept {
+    if constexpr (L == 3) {
+      const V w0 = get(rec_count + rec2_wr), w0i = Isa::mul(w0, get(rec_count + rec2_t));
+      const V w2 = get(rec_count + rec2_count + rec2_wr);
+      const V w2i = Isa::mul(w2, get(rec_count + rec2_count + rec2_t));
+      bwd2(xr[0], xi[0], xr[1], xi[1], w0, w0i);
+      bwd2_i(xr[2], xi[2], xr[3], xi[3], w0, w0i);
+      bwd2(xr[4], xi[4], xr[5], xi[5], w2, w2i);
+      bwd2_i(xr[6], xi[6], xr[7], xi[7], w2, w2i);
+    }
+    const Backward4 w4 = backward4(get);
+    constexpr std::size_t h = W / 4;
+#pragma GCC unroll 4
+    for (std::size_t k = 0; k < h; ++k)
+      bwd4(xr[k], xi[k], xr[k + h], xi[k + h], xr[k + 2 * h], xi[k + 2 * h], xr[k + 3 * h], xi[k + 3 * h], w4);
+  }
+
   static void tail_forward(const FftPlan& p, double* re, double* im, std::size_t block) noexcept {
     if constexpr (W > 1) {
       V xr[W], xi[W];
@@ -359,12 +390,11 @@ struct FftKernel {
         xr[k] = Isa::load(re + k * W);
         xi[k] = Isa::load(im + k * W);
       }
-      const double* pre = p.forward_tail.get() + block * forward_stride;
-      const double* post = pre + forward_pre;
-      tail_forward_levels(xr, xi, broadcast_forward4(pre), [&](std::size_t i) { return Isa::set1(pre[f_count + i]); });
+      const double* pre = p.tail.get() + block * tail_stride;
+      tail_forward_levels(xr, xi, broadcast(pre));
       Isa::transpose(xr);
       Isa::transpose(xi);
-      tail_forward_levels(xr, xi, load_forward4(post), [&](std::size_t i) { return Isa::load(post + (f_count + i) * W); });
+      tail_forward_levels(xr, xi, lanes(pre + tail_pre));
 #pragma GCC unroll 16
       for (std::size_t k = 0; k < W; ++k) {
         Isa::store(re + k * W, xr[k]);
@@ -375,37 +405,6 @@ struct FftKernel {
     }
   }
 
-  template <class Get>
-  FHETENSOR_FFT_INLINE static void tail_forward_levels(V (&xr)[W], V (&xi)[W], const Forward4& w4, Get get2) noexcept {
-    constexpr std::size_t h = W / 4;
-#pragma GCC unroll 4
-    for (std::size_t k = 0; k < h; ++k)
-      fwd4(xr[k], xi[k], xr[k + h], xi[k + h], xr[k + 2 * h], xi[k + 2 * h], xr[k + 3 * h], xi[k + 3 * h], w4);
-    if constexpr (L == 3) {
-      const V w0 = get2(f2_wr), w0x2 = get2(f2_wr2), t0 = get2(f2_t);
-      const V w2 = get2(f2_count + f2_wr), w2x2 = get2(f2_count + f2_wr2), t2 = get2(f2_count + f2_t);
-      fwd2(xr[0], xi[0], xr[1], xi[1], w0, w0x2, t0);
-      fwd2_i(xr[2], xi[2], xr[3], xi[3], w0, w0x2, t0);
-      fwd2(xr[4], xi[4], xr[5], xi[5], w2, w2x2, t2);
-      fwd2_i(xr[6], xi[6], xr[7], xi[7], w2, w2x2, t2);
-    }
-  }
-
-  template <class Get>
-  FHETENSOR_FFT_INLINE static void tail_backward_levels(V (&xr)[W], V (&xi)[W], const Backward4& w4, Get get2) noexcept {
-    if constexpr (L == 3) {
-      const V wr0 = get2(0), wi0 = get2(1), wr2 = get2(2), wi2 = get2(3);
-      bwd2(xr[0], xi[0], xr[1], xi[1], wr0, wi0);
-      bwd2_i(xr[2], xi[2], xr[3], xi[3], wr0, wi0);
-      bwd2(xr[4], xi[4], xr[5], xi[5], wr2, wi2);
-      bwd2_i(xr[6], xi[6], xr[7], xi[7], wr2, wi2);
-    }
-    constexpr std::size_t h = W / 4;
-#pragma GCC unroll 4
-    for (std::size_t k = 0; k < h; ++k)
-      bwd4(xr[k], xi[k], xr[k + h], xi[k + h], xr[k + 2 * h], xi[k + 2 * h], xr[k + 3 * h], xi[k + 3 * h], w4);
-  }
-
   static void tail_backward(const FftPlan& p, double* re, double* im, std::size_t block) noexcept {
     if constexpr (W > 1) {
       V xr[W], xi[W];
@@ -414,12 +413,11 @@ struct FftKernel {
         xr[k] = Isa::load(re + k * W);
         xi[k] = Isa::load(im + k * W);
       }
-      const double* pre = p.backward_tail.get() + block * backward_stride;
-      const double* post = pre + backward_pre;
-      tail_backward_levels(xr, xi, load_backward4(post), [&](std::size_t i) { return Isa::load(post + (b_count + i) * W); });
+      const double* pre = p.tail.get() + block * tail_stride;
+      tail_backward_levels(xr, xi, lanes(pre + tail_pre));
       Isa::transpose(xr);
       Isa::transpose(xi);
-      tail_backward_levels(xr, xi, broadcast_backward4(pre), [&](std::size_t i) { return Isa::set1(pre[b_count + i]); });
+      tail_backward_levels(xr, xi, broadcast(pre));
 #pragma GCC unroll 16
       for (std::size_t k = 0; k < W; ++k) {
         Isa::store(re + k * W, xr[k]);
@@ -431,9 +429,13 @@ struct FftKernel {
   }
 
   // ---- passes ----
+  static const double* pass_record(const FftPlan& p, unsigned s, std::size_t b) noexcept {
+    return p.records.get() + ((std::size_t{1} << s) + b) * record_size;
+  }
+
   static void radix4_forward(const FftPlan& p, double* re, double* im, unsigned s, std::size_t b,
                              std::size_t q) noexcept {
-    const Forward4 w = broadcast_forward4(p.forward_records.get() + ((std::size_t{1} << s) + b) * record_size);
+    const Forward4 w = forward4(pass_record(p, s, b));
     for (std::size_t j = 0; j < q; j += W) {
       V ar = Isa::load(re + j), ai = Isa::load(im + j);
       V br = Isa::load(re + j + q), bi = Isa::load(im + j + q);
@@ -449,7 +451,7 @@ struct FftKernel {
 
   static void radix4_backward(const FftPlan& p, double* re, double* im, unsigned s, std::size_t b,
                               std::size_t q) noexcept {
-    const Backward4 w = broadcast_backward4(p.backward_records.get() + ((std::size_t{1} << s) + b) * record_size);
+    const Backward4 w = backward4(pass_record(p, s, b));
     for (std::size_t j = 0; j < q; j += W) {
       V ar = Isa::load(re + j), ai = Isa::load(im + j);
       V br = Isa::load(re + j + q), bi = Isa::load(im + j + q);
@@ -487,16 +489,16 @@ struct FftKernel {
   // The first forward pass reads the integer coefficients (a_j real, a_{j+M} imaginary).
   static void forward(const FftPlan& p, const std::int64_t* in, double* re, double* im) noexcept {
     const std::size_t m = p.half;
-    const double* rec = p.forward_records.get() + record_size;  // stage 0, block 0
+    const double* rec = pass_record(p, 0, 0);
     if (p.pass_stages == 0) {
       for (std::size_t j = 0; j < m; j += W) {
         Isa::store(re + j, Isa::load_int(in + j));
         Isa::store(im + j, Isa::load_int(in + m + j));
       }
       tail_forward(p, re, im, 0);
-    } else if (p.pass_stages % 2 == 1) {
+    } else if (p.pass_stages == 1) {
       const std::size_t h = m / 2;
-      const V wr = Isa::set1(rec[f2_wr]), wr2 = Isa::set1(rec[f2_wr2]), t = Isa::set1(rec[f2_t]);
+      const V wr = Isa::set1(rec[rec2_wr]), wr2 = Isa::set1(2 * rec[rec2_wr]), t = Isa::set1(rec[rec2_t]);
       for (std::size_t j = 0; j < h; j += W) {
         V xr = Isa::load_int(in + j), xi = Isa::load_int(in + m + j);
         V yr = Isa::load_int(in + j + h), yi = Isa::load_int(in + m + j + h);
@@ -506,9 +508,33 @@ struct FftKernel {
       }
       forward_rec(p, re, im, 1, 0);
       forward_rec(p, re + h, im + h, 1, 1);
+    } else if (p.pass_stages % 2 == 1) {
+      // Radix 8: the radix-2 stage 0 and the radix-4 units of its two children in one pass,
+      // which saves a sweep over the data when the number of pass stages is odd.
+      const std::size_t e = m / 8;
+      const V wr = Isa::set1(rec[rec2_wr]), wr2 = Isa::set1(2 * rec[rec2_wr]), t = Isa::set1(rec[rec2_t]);
+      const Forward4 w0 = forward4(pass_record(p, 1, 0)), w1 = forward4(pass_record(p, 1, 1));
+      for (std::size_t j = 0; j < e; j += W) {
+        V xr[8], xi[8];
+#pragma GCC unroll 8
+        for (std::size_t k = 0; k < 8; ++k) {
+          xr[k] = Isa::load_int(in + j + k * e);
+          xi[k] = Isa::load_int(in + m + j + k * e);
+        }
+#pragma GCC unroll 4
+        for (std::size_t k = 0; k < 4; ++k) fwd2(xr[k], xi[k], xr[k + 4], xi[k + 4], wr, wr2, t);
+        fwd4(xr[0], xi[0], xr[1], xi[1], xr[2], xi[2], xr[3], xi[3], w0);
+        fwd4(xr[4], xi[4], xr[5], xi[5], xr[6], xi[6], xr[7], xi[7], w1);
+#pragma GCC unroll 8
+        for (std::size_t k = 0; k < 8; ++k) {
+          Isa::store(re + j + k * e, xr[k]);
+          Isa::store(im + j + k * e, xi[k]);
+        }
+      }
+      for (std::size_t c = 0; c < 8; ++c) forward_rec(p, re + c * e, im + c * e, 3, c);
     } else {
       const std::size_t q = m / 4;
-      const Forward4 w = broadcast_forward4(rec);
+      const Forward4 w = forward4(rec);
       for (std::size_t j = 0; j < q; j += W) {
         V ar = Isa::load_int(in + j), ai = Isa::load_int(in + m + j);
         V br = Isa::load_int(in + j + q), bi = Isa::load_int(in + m + j + q);
@@ -532,12 +558,12 @@ struct FftKernel {
   }
 
   // The last backward pass writes (or adds) the coefficients. Its complex products are done
-  // in tangent form, w conj(y) = w_re (y (1 - i t)), and the real factors w_re are folded
+  // in tangent form, conj(w) y = w_re (y (1 - i t_w)), and the real factors w_re are folded
   // into the output scaling, which is one multiplication anyway.
   template <bool Add>
   static void backward(const FftPlan& p, double* re, double* im, std::uint64_t* out) noexcept {
     const std::size_t m = p.half;
-    const double* rec = p.forward_records.get() + record_size;  // stage 0, block 0
+    const double* rec = pass_record(p, 0, 0);
     const double c0 = p.out_scale;
     if (p.pass_stages == 0) {
       tail_backward(p, re, im, 0);
@@ -546,11 +572,11 @@ struct FftKernel {
         emit<Add>(out + j, Isa::load(re + j), s);
         emit<Add>(out + m + j, Isa::load(im + j), s);
       }
-    } else if (p.pass_stages % 2 == 1) {
+    } else if (p.pass_stages == 1) {
       const std::size_t h = m / 2;
       backward_rec(p, re, im, 1, 0);
       backward_rec(p, re + h, im + h, 1, 1);
-      const V t = Isa::set1(rec[f2_t]), s_lo = Isa::set1(c0), s_hi = Isa::set1(rec[f2_wr] * c0);
+      const V t = Isa::set1(rec[rec2_t]), s_lo = Isa::set1(c0), s_hi = Isa::set1(rec[rec2_wr] * c0);
       for (std::size_t j = 0; j < h; j += W) {
         const V xr = Isa::load(re + j), xi = Isa::load(im + j);
         const V yr = Isa::load(re + j + h), yi = Isa::load(im + j + h);
@@ -560,12 +586,36 @@ struct FftKernel {
         emit<Add>(out + j + h, Isa::fmadd(t, di, dr), s_hi);
         emit<Add>(out + m + j + h, Isa::fnmadd(t, dr, di), s_hi);
       }
+    } else if (p.pass_stages % 2 == 1) {
+      // Radix 8, the inverse of the forward's first pass.
+      const std::size_t e = m / 8;
+      for (std::size_t c = 0; c < 8; ++c) backward_rec(p, re + c * e, im + c * e, 3, c);
+      const Backward4 w0 = backward4(pass_record(p, 1, 0)), w1 = backward4(pass_record(p, 1, 1));
+      const V t = Isa::set1(rec[rec2_t]), s_lo = Isa::set1(c0), s_hi = Isa::set1(rec[rec2_wr] * c0);
+      for (std::size_t j = 0; j < e; j += W) {
+        V xr[8], xi[8];
+#pragma GCC unroll 8
+        for (std::size_t k = 0; k < 8; ++k) {
+          xr[k] = Isa::load(re + j + k * e);
+          xi[k] = Isa::load(im + j + k * e);
+        }
+        bwd4(xr[0], xi[0], xr[1], xi[1], xr[2], xi[2], xr[3], xi[3], w0);
+        bwd4(xr[4], xi[4], xr[5], xi[5], xr[6], xi[6], xr[7], xi[7], w1);
+#pragma GCC unroll 4
+        for (std::size_t k = 0; k < 4; ++k) {
+          const V dr = Isa::sub(xr[k], xr[k + 4]), di = Isa::sub(xi[k], xi[k + 4]);
+          emit<Add>(out + j + k * e, Isa::add(xr[k], xr[k + 4]), s_lo);
+          emit<Add>(out + m + j + k * e, Isa::add(xi[k], xi[k + 4]), s_lo);
+          emit<Add>(out + j + (k + 4) * e, Isa::fmadd(t, di, dr), s_hi);
+          emit<Add>(out + m + j + (k + 4) * e, Isa::fnmadd(t, dr, di), s_hi);
+        }
+      }
     } else {
       const std::size_t q = m / 4;
       for (std::size_t c = 0; c < 4; ++c) backward_rec(p, re + c * q, im + c * q, 2, c);
-      const V tr = Isa::set1(rec[f_tr]), ts = Isa::set1(rec[f_ts]), tq = Isa::set1(rec[f_tq]);
-      const V sa = Isa::set1(c0), sb = Isa::set1(rec[f_sre] * c0), sc = Isa::set1(rec[f_rr] * c0),
-              sd = Isa::set1(rec[f_kappa] * rec[f_sre] * c0);
+      const V tr = Isa::set1(rec[rec_tr]), ts = Isa::set1(rec[rec_ts]), tq = Isa::set1(rec[rec_tq]);
+      const V sa = Isa::set1(c0), sb = Isa::set1(rec[rec_sre] * c0), sc = Isa::set1(rec[rec_rr] * c0),
+              sd = Isa::set1(rec[rec_kappa] * rec[rec_sre] * c0);
       for (std::size_t j = 0; j < q; j += W) {
         const V ar = Isa::load(re + j), ai = Isa::load(im + j);
         const V br = Isa::load(re + j + q), bi = Isa::load(im + j + q);
@@ -594,49 +644,30 @@ struct FftKernel {
     // Pass records at 2^s + b (a pass starting at stage 0 uses index 1); the first pass is
     // radix-2 when the number of pass stages is odd.
     const std::size_t records = std::max<std::size_t>(std::size_t{1} << p.pass_stages, 2);
-    p.forward_records = allocate_aligned(records * record_size);
-    p.backward_records = allocate_aligned(records * record_size);
-    if (p.pass_stages % 2 == 1) {
-      forward_radix2_record(0, 0, p.forward_records.get() + record_size);
-      backward_radix2_record(0, 0, p.backward_records.get() + record_size);
-    }
+    p.records = allocate_aligned(records * record_size);
+    if (p.pass_stages % 2 == 1) radix2_record(0, 0, p.records.get() + record_size);
     for (unsigned s = p.pass_stages % 2; s + 2 <= p.pass_stages; s += 2)
-      for (std::size_t b = 0; b < (std::size_t{1} << s); ++b) {
-        const std::size_t k = (std::size_t{1} << s) + b;
-        forward_radix4_record(s, b, p.forward_records.get() + k * record_size);
-        backward_radix4_record(s, b, p.backward_records.get() + k * record_size);
-      }
+      for (std::size_t b = 0; b < (std::size_t{1} << s); ++b)
+        radix4_record(s, b, p.records.get() + ((std::size_t{1} << s) + b) * record_size);
 
     if constexpr (W > 1) {
       const std::size_t blocks = p.half / (W * W);
-      p.forward_tail = allocate_aligned(blocks * forward_stride);
-      p.backward_tail = allocate_aligned(blocks * backward_stride);
+      p.tail = allocate_aligned(blocks * tail_stride);
       const unsigned s0 = p.pass_stages;
       for (std::size_t t = 0; t < blocks; ++t) {
-        double* fpre = p.forward_tail.get() + t * forward_stride;
-        double* bpre = p.backward_tail.get() + t * backward_stride;
-        double* fpost = fpre + forward_pre;
-        double* bpost = bpre + backward_pre;
-        // before the transpose: the tail block and its children (broadcast)
-        forward_radix4_record(s0, t, fpre);
-        backward_radix4_record(s0, t, bpre);
-        if constexpr (L == 3) {
-          for (std::size_t c = 0; c < 2; ++c) {
-            forward_radix2_record(s0 + 2, 4 * t + 2 * c, fpre + f_count + f2_count * c);
-            backward_radix2_record(s0 + 2, 4 * t + 2 * c, bpre + b_count + 2 * c);
-          }
-        }
+        double* pre = p.tail.get() + t * tail_stride;
+        double* post = pre + tail_pre;
+        // before the transpose: the tail block and its descendants, broadcast
+        radix4_record(s0, t, pre);
+        if constexpr (L == 3)
+          for (std::size_t c = 0; c < 2; ++c) radix2_record(s0 + 2, 4 * t + 2 * c, pre + rec_count + rec2_count * c);
         // after it: lane g holds group g of the block (W consecutive points)
         for (std::size_t g = 0; g < W; ++g) {
           const std::size_t group = t * W + g;
-          forward_radix4_record(s0 + L, group, fpost + g, W);
-          backward_radix4_record(s0 + L, group, bpost + g, W);
-          if constexpr (L == 3) {
-            for (std::size_t c = 0; c < 2; ++c) {
-              forward_radix2_record(s0 + L + 2, 4 * group + 2 * c, fpost + (f_count + f2_count * c) * W + g, W);
-              backward_radix2_record(s0 + L + 2, 4 * group + 2 * c, bpost + (b_count + 2 * c) * W + g, W);
-            }
-          }
+          radix4_record(s0 + L, group, post + g, W);
+          if constexpr (L == 3)
+            for (std::size_t c = 0; c < 2; ++c)
+              radix2_record(s0 + L + 2, 4 * group + 2 * c, post + (rec_count + rec2_count * c) * W + g, W);
         }
       }
     }
