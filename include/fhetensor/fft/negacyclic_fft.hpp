@@ -82,7 +82,8 @@ inline ErrorFactors error_factors() noexcept {
   // without FMAs every multiply-add rounds twice: radix-4 12u + tau, radix-2 sqrt(2) (7u + tau)
   f.eta_forward = std::max(12.0 * u + tau, std::numbers::sqrt2 * (7.0 * u + tau)) * (1.0 + 0x1p-8);
 #endif
-  // radix-2 with the tangent-form last pass: 4u + tau (radix-4 units: half of 6u + tau)
+  // radix-2 with a twiddle rebuilt as w_re (w_re t_w): u + 2.83u + 3u <= 4u + tau; radix-4
+  // units: half of 5.83u + 5u; the tangent-form last pass: half of 8u, or 6u for radix 2
   f.eta_backward = (4.0 * u + tau) * (1.0 + 0x1p-8);
   f.pointwise = std::numbers::sqrt2 * 2.0 * u / (1.0 - 2.0 * u);  // sqrt(2) gamma_2
   f.conversion = u;
