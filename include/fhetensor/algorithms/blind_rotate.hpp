@@ -73,14 +73,16 @@ void cmux_rotate_assign(BlindRotationWorkspace<P>& ws, const FourierBootstrapKey
   using Ws = BlindRotationWorkspace<P>;
   constexpr Decomposition d = P::pbs_decomposition;
   const Fft& fft = bsk.fft();
-  for (auto& t : ws.output_transforms) t.fill_zero();
   for (std::size_t p = 0; p <= Ws::k; ++p) {
     decompose_rotation_difference<d>(ws.accumulator.polynomial(p), e, ws.digits);
     for (std::size_t level = 0; level < Ws::levels; ++level) {
       fft.forward(std::span<const std::int64_t>(ws.digits).subspan(level * Ws::N, Ws::N), ws.digit_transform.view());
       const std::size_t row = p * Ws::levels + level;
-      for (std::size_t c = 0; c <= Ws::k; ++c)
-        fft::fourier_multiply_add(ws.output_transforms[c].view(), ws.digit_transform.view(), bsk.polynomial(index, row, c));
+      for (std::size_t c = 0; c <= Ws::k; ++c) {
+        const auto key = bsk.polynomial(index, row, c);
+        if (row == 0) fft::fourier_multiply(ws.output_transforms[c].view(), ws.digit_transform.view(), key);
+        else fft::fourier_multiply_add(ws.output_transforms[c].view(), ws.digit_transform.view(), key);
+      }
     }
   }
   for (std::size_t c = 0; c <= Ws::k; ++c) fft.backward_torus_add(ws.output_transforms[c].view(), ws.accumulator.polynomial(c));

@@ -57,8 +57,17 @@ struct FirstFeasible<Precision, Target, InstanceList<Head, Tail...>>
                          FirstFeasible<Precision, Target, InstanceList<Tail...>>> {};
 }  // namespace detail
 
+namespace detail {
+template <int Precision, FailureProbability Target>
+struct ParamsFor {
+  static_assert(Precision >= min_precision && Precision <= max_precision,
+                "fhetensor supports lookup tables over 1 to 8 message bits");
+  using type = ParameterSet<typename FirstFeasible<Precision, Target, Menu>::type, Precision, Target>;
+};
+}  // namespace detail
+
 /// The cheapest instance of the menu for `Precision` message bits at failure target `Target`.
 template <int Precision, FailureProbability Target = p_fail_2m64>
-using params_for = ParameterSet<typename detail::FirstFeasible<Precision, Target, detail::Menu>::type, Precision, Target>;
+using params_for = typename detail::ParamsFor<Precision, Target>::type;
 
 FHETENSOR_END_NAMESPACE

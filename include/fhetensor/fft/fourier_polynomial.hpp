@@ -346,27 +346,46 @@ class FourierPolynomial {
   detail::AlignedDoubles data_;
 };
 
-/// acc += a * b, pointwise over the N/2 complex values (all three views the same size).
-/// Each value is acc + a.re b.re - a.im b.im (resp. acc + a.re b.im + a.im b.re) with two
-/// FMAs, so accumulating into zero rounds like one complex product with an FMA.
-inline void fourier_multiply_add(FourierView acc, FourierConstView a, FourierConstView b) noexcept {
-  assert(acc.size == a.size && acc.size == b.size);
-  using Isa = detail::NativeIsa;
+namespace detail {
+/// out = (accumulate ? out : 0) + a * b, pointwise: one loop for both entry points.
+template <bool Accumulate>
+inline void fourier_product(FourierView out, FourierConstView a, FourierConstView b) noexcept {
+  assert(out.size == a.size && out.size == b.size);
+  using Isa = NativeIsa;
   constexpr std::size_t w = Isa::width;
-  const std::size_t n = acc.size;
+  const std::size_t n = out.size;
   const std::size_t vector_end = n / w * w;
   for (std::size_t j = 0; j < vector_end; j += w) {
     const auto ar = Isa::load(a.re + j), ai = Isa::load(a.im + j);
     const auto br = Isa::load(b.re + j), bi = Isa::load(b.im + j);
-    const auto cr = Isa::load(acc.re + j), ci = Isa::load(acc.im + j);
-    Isa::store(acc.re + j, Isa::fnmadd(ai, bi, Isa::fmadd(ar, br, cr)));
-    Isa::store(acc.im + j, Isa::fmadd(ai, br, Isa::fmadd(ar, bi, ci)));
+    if constexpr (Accumulate) {
+      const auto cr = Isa::load(out.re + j), ci = Isa::load(out.im + j);
+      Isa::store(out.re + j, Isa::fnmadd(ai, bi, Isa::fmadd(ar, br, cr)));
+      Isa::store(out.im + j, Isa::fmadd(ai, br, Isa::fmadd(ar, bi, ci)));
+    } else {
+      Isa::store(out.re + j, Isa::fnmadd(ai, bi, Isa::mul(ar, br)));
+      Isa::store(out.im + j, Isa::fmadd(ai, br, Isa::mul(ar, bi)));
+    }
   }
   for (std::size_t j = vector_end; j < n; ++j) {  // N < 2 W only
     const double ar = a.re[j], ai = a.im[j], br = b.re[j], bi = b.im[j];
-    acc.re[j] = (acc.re[j] + ar * br) - ai * bi;
-    acc.im[j] = (acc.im[j] + ar * bi) + ai * br;
+    const double cr = Accumulate ? out.re[j] : 0.0, ci = Accumulate ? out.im[j] : 0.0;
+    out.re[j] = (cr + ar * br) - ai * bi;
+    out.im[j] = (ci + ar * bi) + ai * br;
   }
+}
+}  // namespace detail
+
+/// acc += a * b, pointwise over the N/2 complex values (all three views the same size).
+/// Each value is acc + a.re b.re - a.im b.im (resp. acc + a.re b.im + a.im b.re) with two
+/// FMAs, so accumulating into zero rounds like one complex product with an FMA.
+inline void fourier_multiply_add(FourierView acc, FourierConstView a, FourierConstView b) noexcept {
+  detail::fourier_product<true>(acc, a, b);
+}
+
+/// out = a * b, pointwise: the first term of a sum, with no zeroing pass before it.
+inline void fourier_multiply(FourierView out, FourierConstView a, FourierConstView b) noexcept {
+  detail::fourier_product<false>(out, a, b);
 }
 
 }  // namespace fft
