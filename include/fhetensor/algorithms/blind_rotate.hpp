@@ -73,9 +73,12 @@ void cmux_rotate_assign(BlindRotationWorkspace<P>& ws, const FourierBootstrapKey
   using Ws = BlindRotationWorkspace<P>;
   constexpr Decomposition d = P::pbs_decomposition;
   const Fft& fft = bsk.fft();
+  constexpr std::size_t prefetch_parts = (Ws::k + 1) * (Ws::levels + 1);  // one per FFT
+  std::size_t part = 0;
   for (std::size_t p = 0; p <= Ws::k; ++p) {
     decompose_rotation_difference<d>(ws.accumulator.polynomial(p), e, ws.digits);
     for (std::size_t level = 0; level < Ws::levels; ++level) {
+      bsk.prefetch(index + 1, part++, prefetch_parts);
       fft.forward(std::span<const std::int64_t>(ws.digits).subspan(level * Ws::N, Ws::N), ws.digit_transform.view());
       const std::size_t row = p * Ws::levels + level;
       for (std::size_t c = 0; c <= Ws::k; ++c) {
@@ -85,7 +88,10 @@ void cmux_rotate_assign(BlindRotationWorkspace<P>& ws, const FourierBootstrapKey
       }
     }
   }
-  for (std::size_t c = 0; c <= Ws::k; ++c) fft.backward_torus_add(ws.output_transforms[c].view(), ws.accumulator.polynomial(c));
+  for (std::size_t c = 0; c <= Ws::k; ++c) {
+    bsk.prefetch(index + 1, part++, prefetch_parts);
+    fft.backward_torus_add(ws.output_transforms[c].view(), ws.accumulator.polynomial(c));
+  }
 }
 
 /// Leaves X^(-phase) * v in ws.accumulator, where phase is the mod-switched phase of `in`
@@ -102,7 +108,6 @@ void blind_rotate(BlindRotationWorkspace<P>& ws, const LweCiphertext<P, SmallKey
   const auto mask = in.mask();
   for (std::size_t i = 0; i < mask.size(); ++i) {
     const std::size_t e = modulus_switch<N>(mask[i]) % (2 * N);
-    bsk.prefetch(i + 1);
     if (e != 0) cmux_rotate_assign(ws, bsk, i, e);
   }
 }

@@ -42,12 +42,14 @@ class FourierBootstrapKey {
     return {re, re + stride, Shape::N / 2};
   }
 
-  /// Asks the caches for GGSW number `index` ahead of its use.
-  void prefetch(std::size_t index) const noexcept {
+  /// Asks the caches for part `part` of `parts` of GGSW number `index` ahead of its use;
+  /// spreading the parts over a CMux overlaps the memory traffic with the FFTs.
+  void prefetch(std::size_t index, std::size_t part = 0, std::size_t parts = 1) const noexcept {
     if (index >= P::lwe_dimension) return;
     const char* begin = reinterpret_cast<const char*>(data_.get() + offset(index, 0, 0) * polynomial_doubles);
-    const std::size_t bytes = Shape::rows * (Shape::k + 1) * polynomial_doubles * sizeof(double);
-    for (std::size_t b = 0; b < bytes; b += 64) __builtin_prefetch(begin + b, 0, 3);
+    constexpr std::size_t bytes = Shape::rows * (Shape::k + 1) * polynomial_doubles * sizeof(double);
+    const std::size_t first = bytes * part / parts, last = bytes * (part + 1) / parts;
+    for (std::size_t b = first; b < last; b += 64) __builtin_prefetch(begin + b, 0, 2);
   }
   const Fft& fft() const noexcept { return *fft_; }
   std::shared_ptr<const Fft> fft_ptr() const noexcept { return fft_; }
