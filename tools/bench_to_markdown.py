@@ -25,7 +25,11 @@ def medians(data):
 
 
 def fmt_time(t, unit):
-    return f"{t:.4g} {unit.replace('us', 'µs')}"
+    ns = t * {"ns": 1, "us": 1e3, "ms": 1e6, "s": 1e9}[unit]
+    for name, scale in (("s", 1e9), ("ms", 1e6), ("µs", 1e3)):
+        if ns >= scale:
+            return f"{ns / scale:.3g} {name}"
+    return f"{ns:.3g} ns"
 
 
 def main():
