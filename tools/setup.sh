@@ -12,6 +12,7 @@ packages=(
   catch2                # unit tests (v2, single header)
   libcereal-dev         # serialization
   libbenchmark-dev      # bench/
+  python3               # tools/bench_to_markdown.py
 )
 
 missing=()
