@@ -434,15 +434,15 @@ struct FftKernel {
     return p.records.get() + ((std::size_t{1} << s) + b) * record_size;
   }
 
-  static void radix4_forward(const FftPlan& p, double* re, double* im, unsigned s, std::size_t b,
-                             std::size_t q) noexcept {
-    const Forward4 w = forward4(pass_record(p, s, b));
+  // One radix-4 pass over a block of four quarters of q points: load, butterfly, store.
+  template <class Butterfly>
+  FHETENSOR_FFT_INLINE static void radix4_pass(double* re, double* im, std::size_t q, Butterfly&& butterfly) noexcept {
     for (std::size_t j = 0; j < q; j += W) {
       V ar = Isa::load(re + j), ai = Isa::load(im + j);
       V br = Isa::load(re + j + q), bi = Isa::load(im + j + q);
       V cr = Isa::load(re + j + 2 * q), ci = Isa::load(im + j + 2 * q);
       V dr = Isa::load(re + j + 3 * q), di = Isa::load(im + j + 3 * q);
-      fwd4(ar, ai, br, bi, cr, ci, dr, di, w);
+      butterfly(ar, ai, br, bi, cr, ci, dr, di);
       Isa::store(re + j, ar), Isa::store(im + j, ai);
       Isa::store(re + j + q, br), Isa::store(im + j + q, bi);
       Isa::store(re + j + 2 * q, cr), Isa::store(im + j + 2 * q, ci);
@@ -450,20 +450,20 @@ struct FftKernel {
     }
   }
 
+  static void radix4_forward(const FftPlan& p, double* re, double* im, unsigned s, std::size_t b,
+                             std::size_t q) noexcept {
+    const Forward4 w = forward4(pass_record(p, s, b));
+    radix4_pass(re, im, q, [&](V& ar, V& ai, V& br, V& bi, V& cr, V& ci, V& dr, V& di) {
+      fwd4(ar, ai, br, bi, cr, ci, dr, di, w);
+    });
+  }
+
   static void radix4_backward(const FftPlan& p, double* re, double* im, unsigned s, std::size_t b,
                               std::size_t q) noexcept {
     const Backward4 w = backward4(pass_record(p, s, b));
-    for (std::size_t j = 0; j < q; j += W) {
-      V ar = Isa::load(re + j), ai = Isa::load(im + j);
-      V br = Isa::load(re + j + q), bi = Isa::load(im + j + q);
-      V cr = Isa::load(re + j + 2 * q), ci = Isa::load(im + j + 2 * q);
-      V dr = Isa::load(re + j + 3 * q), di = Isa::load(im + j + 3 * q);
+    radix4_pass(re, im, q, [&](V& ar, V& ai, V& br, V& bi, V& cr, V& ci, V& dr, V& di) {
       bwd4(ar, ai, br, bi, cr, ci, dr, di, w);
-      Isa::store(re + j, ar), Isa::store(im + j, ai);
-      Isa::store(re + j + q, br), Isa::store(im + j + q, bi);
-      Isa::store(re + j + 2 * q, cr), Isa::store(im + j + 2 * q, ci);
-      Isa::store(re + j + 3 * q, dr), Isa::store(im + j + 3 * q, di);
-    }
+    });
   }
 
   // Depth first, so that once a block fits in L1 it stays there for all its stages.
