@@ -25,6 +25,11 @@ void check_instance_security() {
   // The GLWE noise is never below the [LE] point it is compared with.
   CHECK(I::glwe_noise.log2_bound >= 17);
   CHECK(I::glwe_dimension * I::polynomial_size >= 2048);
+  // An LWE estimate taken "monotone" from an [LE] point has at least its dimension and noise.
+  namespace ss = security_source;
+  if (I::lwe_security.source == ss::le_lwe_918) CHECK((I::lwe_dimension == 918 && I::lwe_noise.log2_bound == 45));
+  if (I::lwe_security.source == ss::le_lwe_900) CHECK((I::lwe_dimension >= 900 && I::lwe_noise.log2_bound >= 44));
+  if (I::lwe_security.source == ss::le_lwe_1000) CHECK((I::lwe_dimension >= 1000 && I::lwe_noise.log2_bound >= 42));
 }
 
 TEST_CASE("every instance of the menu is estimated at >= 128 bits", "[params]") {
