@@ -49,7 +49,7 @@ class BlindRotationWorkspace {
 };
 
 /// Digits of X^e * a - a (e in [1, 2N)), level-major: the rotation, the difference and
-/// the decomposition in one pass, in three contiguous ranges without branches.
+/// the decomposition in one pass, over two contiguous ranges without branches.
 template <Decomposition D>
 void decompose_rotation_difference(std::span<const Torus> a, std::size_t e, std::span<std::int64_t> digits) noexcept {
   const std::size_t n = a.size();
@@ -61,9 +61,9 @@ void decompose_rotation_difference(std::span<const Torus> a, std::size_t e, std:
   const Torus* __restrict in = a.data();
   std::int64_t* __restrict out = digits.data();
   for (std::size_t j = 0; j < shift; ++j)
-    decompose_strided<D>(((in[j + n - shift] ^ mask_low) - mask_low) - in[j], out + j, n);
+    decompose<D>(((in[j + n - shift] ^ mask_low) - mask_low) - in[j], out + j, n);
   for (std::size_t j = shift; j < n; ++j)
-    decompose_strided<D>(((in[j - shift] ^ mask_high) - mask_high) - in[j], out + j, n);
+    decompose<D>(((in[j - shift] ^ mask_high) - mask_high) - in[j], out + j, n);
 }
 
 /// acc += ExtProd(GGSW(s_i), X^e * acc - acc): a CMux that rotates acc by X^e when s_i = 1.

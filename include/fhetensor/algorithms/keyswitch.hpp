@@ -21,7 +21,7 @@ void keyswitch_into(LweCiphertext<P, SmallKey>& out, const LweCiphertext<P, BigK
   std::int64_t digits[64];
   const auto mask = in.mask();
   for (std::size_t i = 0; i < mask.size(); ++i) {
-    decompose(mask[i], d, digits);
+    decompose<d>(mask[i], digits);
     for (int j = 0; j < d.level_count; ++j) {
       if (digits[j] == 0) continue;
       const auto row = ksk.ciphertext(i, static_cast<std::size_t>(j));

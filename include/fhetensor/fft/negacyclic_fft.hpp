@@ -383,24 +383,32 @@ struct FftKernel {
       bwd4(xr[k], xi[k], xr[k + h], xi[k + h], xr[k + 2 * h], xi[k + 2 * h], xr[k + 3 * h], xi[k + 3 * h], w4);
   }
 
+  // One W x W tail block in registers: load, the stages around the transpose, store.
+  template <class Stages>
+  FHETENSOR_FFT_INLINE static void tail_block(double* re, double* im, Stages&& stages) noexcept {
+    V xr[W], xi[W];
+#pragma GCC unroll 16
+    for (std::size_t k = 0; k < W; ++k) {
+      xr[k] = Isa::load(re + k * W);
+      xi[k] = Isa::load(im + k * W);
+    }
+    stages(xr, xi);
+#pragma GCC unroll 16
+    for (std::size_t k = 0; k < W; ++k) {
+      Isa::store(re + k * W, xr[k]);
+      Isa::store(im + k * W, xi[k]);
+    }
+  }
+
   static void tail_forward(const FftPlan& p, double* re, double* im, std::size_t block) noexcept {
     if constexpr (W > 1) {
-      V xr[W], xi[W];
-#pragma GCC unroll 16
-      for (std::size_t k = 0; k < W; ++k) {
-        xr[k] = Isa::load(re + k * W);
-        xi[k] = Isa::load(im + k * W);
-      }
       const double* pre = p.tail.get() + block * tail_stride;
-      tail_forward_levels(xr, xi, broadcast(pre));
-      Isa::transpose(xr);
-      Isa::transpose(xi);
-      tail_forward_levels(xr, xi, lanes(pre + tail_pre));
-#pragma GCC unroll 16
-      for (std::size_t k = 0; k < W; ++k) {
-        Isa::store(re + k * W, xr[k]);
-        Isa::store(im + k * W, xi[k]);
-      }
+      tail_block(re, im, [pre](V (&xr)[W], V (&xi)[W]) {
+        tail_forward_levels(xr, xi, broadcast(pre));
+        Isa::transpose(xr);
+        Isa::transpose(xi);
+        tail_forward_levels(xr, xi, lanes(pre + tail_pre));
+      });
     } else {
       (void)p, (void)re, (void)im, (void)block;
     }
@@ -408,22 +416,13 @@ struct FftKernel {
 
   static void tail_backward(const FftPlan& p, double* re, double* im, std::size_t block) noexcept {
     if constexpr (W > 1) {
-      V xr[W], xi[W];
-#pragma GCC unroll 16
-      for (std::size_t k = 0; k < W; ++k) {
-        xr[k] = Isa::load(re + k * W);
-        xi[k] = Isa::load(im + k * W);
-      }
       const double* pre = p.tail.get() + block * tail_stride;
-      tail_backward_levels(xr, xi, lanes(pre + tail_pre));
-      Isa::transpose(xr);
-      Isa::transpose(xi);
-      tail_backward_levels(xr, xi, broadcast(pre));
-#pragma GCC unroll 16
-      for (std::size_t k = 0; k < W; ++k) {
-        Isa::store(re + k * W, xr[k]);
-        Isa::store(im + k * W, xi[k]);
-      }
+      tail_block(re, im, [pre](V (&xr)[W], V (&xi)[W]) {
+        tail_backward_levels(xr, xi, lanes(pre + tail_pre));
+        Isa::transpose(xr);
+        Isa::transpose(xi);
+        tail_backward_levels(xr, xi, broadcast(pre));
+      });
     } else {
       (void)p, (void)re, (void)im, (void)block;
     }
