@@ -13,3 +13,5 @@ if(NOT TARGET fhetensor::fftw3)
   add_library(fhetensor::fftw3 INTERFACE IMPORTED GLOBAL)
   target_link_libraries(fhetensor::fftw3 INTERFACE PkgConfig::FHETENSOR_FFTW3)
 endif()
+# xtensor (clear tensors) is header-only; its package config brings xtl along.
+find_dependency(xtensor)

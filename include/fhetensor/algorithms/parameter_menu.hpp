@@ -1,7 +1,10 @@
 #pragma once
 // Parameter sets: a TFHE instance used at a given message precision and failure target,
 // and the choice of the cheapest instance for a (precision, target) pair.
+#include <array>
 #include <cstddef>
+#include <stdexcept>
+#include <string>
 #include <type_traits>
 
 #include <fhetensor/algorithms/noise_formulas.hpp>
@@ -65,6 +68,26 @@ struct ParamsFor {
   using type = ParameterSet<typename FirstFeasible<Precision, Target, Menu>::type, Precision, Target>;
 };
 }  // namespace detail
+
+/// The menu at run time, for graphs whose widths are known only then: index 0 is the
+/// cheapest instance. with_menu_instance(i, f) calls f(std::type_identity<Instance>{}).
+namespace detail {
+template <class F, class... Instances>
+decltype(auto) with_instance_of(InstanceList<Instances...>, std::size_t index, F&& f) {
+  using Result = decltype(f(std::type_identity<TfheN2048>{}));
+  constexpr std::array<Result (*)(F&), sizeof...(Instances)> table{
+      +[](F& g) -> Result { return g(std::type_identity<Instances>{}); }...};
+  if (index >= table.size()) throw std::out_of_range("fhetensor: no parameter set of index " + std::to_string(index));
+  return table[index](f);
+}
+template <class... Instances>
+constexpr std::size_t size_of(InstanceList<Instances...>) noexcept { return sizeof...(Instances); }
+}  // namespace detail
+inline constexpr std::size_t menu_size = detail::size_of(detail::Menu{});
+template <class F>
+decltype(auto) with_menu_instance(std::size_t index, F&& f) {
+  return detail::with_instance_of(detail::Menu{}, index, f);
+}
 
 /// The cheapest instance of the menu for `Precision` message bits at failure target `Target`.
 template <int Precision, FailureProbability Target = p_fail_2m64>

@@ -1,0 +1,192 @@
+#pragma once
+// One evaluator for the four run modes. A mode is a Domain: what a value is (a double, an
+// integer, a ciphertext) and how a lookup is applied; the linear kernels are written once
+// over it. Nodes run by levels of lookups: every table of one level runs in a single
+// parallel loop, so independent bootstraps keep both cores busy.
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+#include <fhetensor/compiler/model.hpp>
+#include <fhetensor/core/parallel.hpp>
+#include <fhetensor/core/version.hpp>
+#include <fhetensor/runtime/progress.hpp>
+
+FHETENSOR_BEGIN_NAMESPACE
+
+struct RunOptions {
+  std::size_t threads = default_thread_count();
+  ProgressCallback progress;  // e.g. terminal_progress_bar()
+};
+
+/// What every run mode provides to the evaluator.
+template <class D>
+concept Domain = requires(D& d, typename D::Buffer& out, const typename D::Buffer& in, std::size_t i, NodeId id) {
+  { d.make_buffer(id, i) } -> std::same_as<typename D::Buffer>;
+  d.axpy(out, i, std::int64_t{}, in, i);  // out[i] += c * in[j]
+  d.copy(out, i, in, i);
+  d.add_constant(out, i, std::int64_t{}, id);
+  d.lookup(id, in, i, out, i, i);  // out[i] = table(in[j]), on worker w
+  d.begin_lookups(std::vector<NodeId>{});
+};
+
+namespace detail {
+
+/// Level of a node: the number of lookups on its longest path from an input.
+inline std::vector<std::size_t> lookup_levels(const Graph& g) {
+  std::vector<std::size_t> level(g.size(), 0);
+  for (NodeId id = 0; id < g.size(); ++id) {
+    for (NodeId o : g[id].operands) level[id] = std::max(level[id], level[o]);
+    if (g[id].is_lookup()) ++level[id];
+  }
+  return level;
+}
+
+/// For each output element of a reduce_sum, the input elements it adds.
+inline std::vector<std::vector<std::size_t>> reduction_sources(const Shape& in, const std::vector<std::size_t>& axes) {
+  Shape kept;
+  for (std::size_t a = 0; a < in.size(); ++a)
+    if (!std::binary_search(axes.begin(), axes.end(), a)) kept.push_back(in[a]);
+  const auto out_strides = strides_of(kept);
+  std::vector<std::vector<std::size_t>> sources(element_count(kept));
+  for_each_index(in, [&](std::size_t flat, const auto& index) {
+    std::size_t out = 0, k = 0;
+    for (std::size_t a = 0; a < in.size(); ++a)
+      if (!std::binary_search(axes.begin(), axes.end(), a)) out += index[a] * out_strides[k++];
+    sources[out].push_back(flat);
+  });
+  return sources;
+}
+
+}  // namespace detail
+
+template <Domain D>
+class Evaluator {
+ public:
+  using Buffer = typename D::Buffer;
+
+  Evaluator(const CompiledModel& model, D& domain, RunOptions options)
+      : model_(model), g_(model.graph), domain_(domain), options_(std::move(options)) {}
+
+  std::vector<Buffer> run(std::vector<Buffer> inputs) {
+    if (inputs.size() != model_.inputs.size())
+      throw std::invalid_argument("fhetensor: the model takes " + std::to_string(model_.inputs.size()) + " inputs, got " +
+                                  std::to_string(inputs.size()));
+    values_.assign(g_.size(), Buffer{});
+    for (std::size_t i = 0; i < inputs.size(); ++i) values_[model_.inputs[i]] = std::move(inputs[i]);
+
+    const auto level = detail::lookup_levels(g_);
+    const std::size_t levels = g_.size() ? *std::max_element(level.begin(), level.end()) : 0;
+    ProgressTracker progress(model_.statistics.bootstraps, options_.progress);
+    for (std::size_t l = 0; l <= levels; ++l) {
+      std::vector<NodeId> lookups;
+      for (NodeId id = 0; id < g_.size(); ++id)
+        if (level[id] == l && g_[id].is_lookup()) lookups.push_back(id);
+      if (!lookups.empty()) run_lookups(lookups, l, levels, progress);
+      for (NodeId id = 0; id < g_.size(); ++id)
+        if (level[id] == l && !g_[id].is_lookup() && g_[id].kind != NodeKind::input) run_linear(id);
+    }
+    progress.finish();
+    std::vector<Buffer> outputs;
+    for (NodeId o : model_.outputs) outputs.push_back(values_[o]);
+    return outputs;
+  }
+
+ private:
+  void run_lookups(const std::vector<NodeId>& ids, std::size_t level, std::size_t levels, ProgressTracker& progress) {
+    std::string stage = "level " + std::to_string(level) + "/" + std::to_string(levels) + ":";
+    std::vector<std::size_t> first{0};  // element ranges of the nodes, laid end to end
+    for (NodeId id : ids) {
+      values_[id] = domain_.make_buffer(id, element_count(g_[id].shape));
+      first.push_back(first.back() + element_count(g_[id].shape));
+      stage += " " + g_[id].label + " " + to_string(g_[id].shape);
+    }
+    progress.begin_stage(stage);
+    domain_.begin_lookups(ids);
+    parallel_for(
+        first.back(),
+        [&](std::size_t e, std::size_t worker) {
+          const std::size_t k = static_cast<std::size_t>(std::upper_bound(first.begin(), first.end(), e) - first.begin()) - 1;
+          const NodeId id = ids[k];
+          domain_.lookup(id, values_[g_[id].operands[0]], e - first[k], values_[id], e - first[k], worker);
+          progress.advance();
+        },
+        options_.threads);
+  }
+
+  void run_linear(NodeId id) {
+    const Node& n = g_[id];
+    Buffer out = domain_.make_buffer(id, element_count(n.shape));
+    const Buffer& x = values_[n.operands[0]];
+    auto each = [&](std::size_t count, auto&& body) { parallel_for(count, [&](std::size_t i, std::size_t) { body(i); }, options_.threads); };
+    switch (n.kind) {
+      case NodeKind::gather: {
+        std::vector<std::size_t> base{0};
+        for (NodeId o : n.operands) base.push_back(base.back() + element_count(g_[o].shape));
+        each(n.map.size(), [&](std::size_t i) {
+          if (n.map[i] < 0) return;
+          const auto m = static_cast<std::size_t>(n.map[i]);
+          const std::size_t k = static_cast<std::size_t>(std::upper_bound(base.begin(), base.end(), m) - base.begin()) - 1;
+          domain_.copy(out, i, values_[n.operands[k]], m - base[k]);
+        });
+        break;
+      }
+      case NodeKind::linear:
+        each(element_count(n.shape), [&](std::size_t i) {
+          for (std::size_t j = 0; j < n.operands.size(); ++j) domain_.axpy(out, i, n.coefficients[j].flat(i), values_[n.operands[j]], i);
+          domain_.add_constant(out, i, n.bias.flat(i), id);
+        });
+        break;
+      case NodeKind::matmul: {
+        const std::size_t k = n.weights.shape()[0], m = n.weights.shape()[1];
+        each(element_count(n.shape), [&](std::size_t i) {
+          const std::size_t row = i / m, col = i % m;
+          for (std::size_t t = 0; t < k; ++t) domain_.axpy(out, i, n.weights(t, col), x, row * k + t);
+          domain_.add_constant(out, i, n.bias(col), id);
+        });
+        break;
+      }
+      case NodeKind::conv2d: {
+        const Shape& in = g_[n.operands[0]].shape;
+        const std::size_t r = in.size(), c_in = in[r - 3], h = in[r - 2], w = in[r - 1];
+        const std::size_t c_out = n.shape[r - 3], oh = n.shape[r - 2], ow = n.shape[r - 1];
+        const std::size_t per_group_in = c_in / n.groups, per_group_out = c_out / n.groups;
+        const std::size_t kernel = n.window.kernel_h * n.window.kernel_w;
+        const IndexMap taps = n.window.taps(h, w);
+        each(element_count(n.shape), [&](std::size_t i) {
+          const std::size_t pixel = i % (oh * ow), co = (i / (oh * ow)) % c_out, batch = i / (oh * ow * c_out);
+          const std::size_t group = co / per_group_out;
+          for (std::size_t cl = 0; cl < per_group_in; ++cl) {
+            const std::size_t plane = (batch * c_in + group * per_group_in + cl) * h * w;
+            for (std::size_t t = 0; t < kernel; ++t) {
+              const std::int64_t tap = taps[pixel * kernel + t];
+              if (tap >= 0) domain_.axpy(out, i, n.weights.flat((co * per_group_in + cl) * kernel + t), x, plane + static_cast<std::size_t>(tap));
+            }
+          }
+          domain_.add_constant(out, i, n.bias(co), id);
+        });
+        break;
+      }
+      case NodeKind::reduce_sum: {
+        const auto sources = detail::reduction_sources(g_[n.operands[0]].shape, n.axes);
+        each(sources.size(), [&](std::size_t i) {
+          for (std::size_t s : sources[i]) domain_.axpy(out, i, 1, x, s);
+        });
+        break;
+      }
+      case NodeKind::input:
+      case NodeKind::lookup:
+        break;
+    }
+    values_[id] = std::move(out);
+  }
+
+  const CompiledModel& model_;
+  const Graph& g_;
+  D& domain_;
+  RunOptions options_;
+  std::vector<Buffer> values_;
+};
+
+FHETENSOR_END_NAMESPACE

@@ -1,0 +1,161 @@
+#pragma once
+// The fourth run mode: encrypted execution on the server, with evaluation keys only.
+// Values of a component c are LWE ciphertexts (big key) of v * 2^(63 - bits_c). A lookup
+// scales its input so that the table index sits under the padding bit, key-switches and
+// bootstraps with a table whose outputs are already in the consumer's encoding.
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <optional>
+#include <span>
+#include <variant>
+#include <vector>
+#include <fhetensor/algorithms/key_generation.hpp>
+#include <fhetensor/algorithms/parameter_menu.hpp>
+#include <fhetensor/algorithms/pbs.hpp>
+#include <fhetensor/compiler/model.hpp>
+#include <fhetensor/core/version.hpp>
+#include <fhetensor/crypto/lookup_table.hpp>
+#include <fhetensor/runtime/evaluator.hpp>
+
+FHETENSOR_BEGIN_NAMESPACE
+
+/// An encrypted tensor: one big-key LWE ciphertext (mask, body) per element, row-major.
+struct CiphertextTensor {
+  Shape shape;
+  std::size_t instance = 0;  // index of the parameter set in the menu
+  std::size_t row_size = 0;  // LWE dimension + 1
+  std::vector<Torus> data;
+
+  std::span<Torus> row(std::size_t i) { return {data.data() + i * row_size, row_size}; }
+  std::span<const Torus> row(std::size_t i) const { return {data.data() + i * row_size, row_size}; }
+  std::size_t size() const noexcept { return row_size ? data.size() / row_size : 0; }
+};
+
+namespace detail {
+template <template <class> class Of, class List>
+struct MenuVariant;
+template <template <class> class Of, class... Instances>
+struct MenuVariant<Of, InstanceList<Instances...>> {
+  using type = std::variant<std::monostate, Of<Instances>...>;
+};
+template <TfheInstance I>
+using DefaultEvaluationKeys = EvaluationKeys<I>;
+}  // namespace detail
+
+/// What the server holds: the evaluation keys of one parameter set of the menu.
+class ServerKeys {
+ public:
+  using Keys = typename detail::MenuVariant<detail::DefaultEvaluationKeys, detail::Menu>::type;
+  ServerKeys() = default;
+  template <TfheInstance I>
+  explicit ServerKeys(EvaluationKeys<I> keys) : keys_(std::move(keys)) {}
+
+  std::size_t instance() const noexcept { return keys_.index() - 1; }
+  template <TfheInstance I>
+  const EvaluationKeys<I>& get() const {
+    if (auto* k = std::get_if<EvaluationKeys<I>>(&keys_)) return *k;
+    throw std::invalid_argument("fhetensor: these server keys are not for parameter set " + std::string(I::name));
+  }
+
+ private:
+  Keys keys_;
+};
+
+namespace detail {
+
+template <TfheInstance I>
+class ExecuteDomain {
+ public:
+  static constexpr std::size_t row = I::glwe_dimension * I::polynomial_size + 1;
+  struct Buffer {
+    std::vector<Torus> data;
+  };
+
+  ExecuteDomain(const CompiledModel& model, const EvaluationKeys<I>& keys, std::size_t threads)
+      : model_(model), keys_(keys), tables_(model.graph.size()), scratch_(std::max<std::size_t>(1, threads)) {}
+
+  Buffer make_buffer(NodeId, std::size_t count) { return {std::vector<Torus>(count * row, 0)}; }
+  void axpy(Buffer& out, std::size_t i, std::int64_t c, const Buffer& in, std::size_t j) {
+    if (c == 0) return;
+    Torus* o = out.data.data() + i * row;
+    const Torus* x = in.data.data() + j * row;
+    const auto t = static_cast<Torus>(c);
+    for (std::size_t k = 0; k < row; ++k) o[k] += t * x[k];
+  }
+  void copy(Buffer& out, std::size_t i, const Buffer& in, std::size_t j) {
+    std::memcpy(out.data.data() + i * row, in.data.data() + j * row, row * sizeof(Torus));
+  }
+  void add_constant(Buffer& out, std::size_t i, std::int64_t b, NodeId id) {
+    out.data[i * row + row - 1] += static_cast<Torus>(b) << model_.encoding_shift(id);
+  }
+
+  /// The tables of one level, built before its bootstraps start.
+  void begin_lookups(const std::vector<NodeId>& ids) {
+    for (NodeId id : ids) {
+      const LookupPlan& p = *model_.nodes[id].lookup;
+      const int out_shift = model_.encoding_shift(id);
+      tables_[id].emplace(Encoding{p.precision}, [&](std::int64_t j) {
+        return static_cast<Torus>(p.table[static_cast<std::size_t>(j)]) << out_shift;
+      });
+    }
+  }
+
+  void lookup(NodeId id, const Buffer& in, std::size_t j, Buffer& out, std::size_t i, std::size_t worker) {
+    const LookupPlan& p = *model_.nodes[id].lookup;
+    Scratch& s = scratch_[worker];
+    std::span<Torus> x = s.input.data();
+    const Torus* source = in.data.data() + j * row;
+    for (std::size_t k = 0; k < row; ++k) x[k] = source[k] << p.input_scale_log2;
+    // (x - offset) * 2^(63 - precision - shift): index j lands on j * 2^(63 - precision);
+    // when rounding, half an input step moves every input off the rounding boundaries.
+    const int step = 63 - p.precision - p.shift;
+    x[row - 1] -= static_cast<Torus>(p.offset) << step;
+    if (p.shift > 0) x[row - 1] += Torus{1} << (step - 1);
+    apply_lookup_table_into(s.output, s.input, *tables_[id], keys_, s.pbs);
+    std::memcpy(out.data.data() + i * row, s.output.data().data(), row * sizeof(Torus));
+  }
+
+ private:
+  struct Scratch {
+    LweCiphertext<I, BigKey> input, output;
+    PbsWorkspace<I> pbs;
+  };
+  const CompiledModel& model_;
+  const EvaluationKeys<I>& keys_;
+  std::vector<std::optional<LookupTable<I>>> tables_;
+  std::vector<Scratch> scratch_;
+};
+
+}  // namespace detail
+
+/// Runs the model on encrypted inputs (one per model input, in order) with the server's
+/// evaluation keys; returns one encrypted tensor per output.
+inline std::vector<CiphertextTensor> run(const CompiledModel& model, const std::vector<CiphertextTensor>& inputs,
+                                         const ServerKeys& keys, RunOptions options = {}) {
+  if (keys.instance() != model.instance)
+    throw std::invalid_argument("fhetensor: the server keys are for another parameter set than the model's (" +
+                                model.instance_name + ")");
+  return with_menu_instance(model.instance, [&]<class I>(std::type_identity<I>) {
+    using Domain = detail::ExecuteDomain<I>;
+    std::vector<typename Domain::Buffer> buffers;
+    for (std::size_t k = 0; k < inputs.size(); ++k) {
+      const CiphertextTensor& c = inputs[k];
+      if (k < model.inputs.size() && (c.shape != model.graph[model.inputs[k]].shape || c.row_size != Domain::row ||
+                                      c.instance != model.instance || c.data.size() != element_count(c.shape) * c.row_size))
+        throw std::invalid_argument("fhetensor: encrypted input " + std::to_string(k) + " of shape " + to_string(c.shape) +
+                                    " does not match the model's input " + to_string(model.graph[model.inputs[k]].shape) +
+                                    " under " + model.instance_name);
+      buffers.push_back({c.data});
+    }
+    Domain domain(model, keys.get<I>(), options.threads);
+    auto results = Evaluator<Domain>(model, domain, std::move(options)).run(std::move(buffers));
+    std::vector<CiphertextTensor> out;
+    for (std::size_t k = 0; k < results.size(); ++k)
+      out.push_back({model.graph[model.outputs[k]].shape, model.instance, Domain::row, std::move(results[k].data)});
+    return out;
+  });
+}
+
+FHETENSOR_END_NAMESPACE
