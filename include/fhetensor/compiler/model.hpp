@@ -36,7 +36,7 @@ struct LookupPlan {
   std::int64_t used_entries = 0;     // indices the clear computation can reach
   std::vector<std::int64_t> table;   // 2^precision outputs
   int input_scale_log2 = 0;
-  double input_variance_factor = 0;  // of the operand, in units of one bootstrap's output variance
+  double input_variance = 0;  // of the operand's noise, in torus units (q = 2^64)
 
   /// The table index of x, as the clear computation defines it (round half up).
   std::int64_t index_of(std::int64_t x) const noexcept {
@@ -49,7 +49,7 @@ struct LookupPlan {
 struct NodeAnnotation {
   ValueRange range;
   std::size_t component = 0;     // nodes joined by linear operations share one encoding
-  double variance_factor = 1.0;  // noise variance in units of one bootstrap's output variance
+  double variance = 0;           // of the noise on the chosen parameter set, torus units
   bool correlated = false;       // elements may share noise terms
   std::optional<LookupPlan> lookup;
 };

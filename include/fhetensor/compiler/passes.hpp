@@ -8,7 +8,7 @@
 //      one table; dead nodes go;
 //   3. encodings: nodes joined by linear operations form a component with one encoding,
 //      as wide as the widest value read from it (by a table or a decryption);
-//   4. noise: each node's variance in units of a bootstrap's output variance;
+//   4. noise: each node's variance on a candidate parameter set;
 //   5. parameters: the cheapest instance of the menu that bootstraps every table within
 //      the error probability.
 #include <algorithm>
@@ -94,8 +94,7 @@ class Compiler {
     fuse();
     prune();
     encodings();
-    noise();
-    choose_parameters();
+    choose_parameters();  // runs the noise pass on each candidate, the chosen one last
     return finish();
   }
 
@@ -198,9 +197,11 @@ class Compiler {
       Node& outer = graph_[id];
       if (!outer.is_lookup()) continue;
       NodeId x = outer.operands[0];
-      std::optional<std::pair<std::int64_t, std::int64_t>> step;  // a * inner + b between the tables
-      if (is_scalar_affine(graph_[x]) && uses[x] == 1 && graph_[graph_[x].operands[0]].is_lookup()) {
-        step = std::pair{*graph_[x].coefficients[0].begin(), *graph_[x].bias.begin()};
+      // Scalar affine steps a * v + b between the tables compose into one.
+      std::optional<std::pair<std::int64_t, std::int64_t>> step;
+      while (is_scalar_affine(graph_[x]) && uses[x] == 1) {
+        const std::int64_t a = *graph_[x].coefficients[0].begin(), b = *graph_[x].bias.begin();
+        step = step ? std::pair{step->first * a, step->first * b + step->second} : std::pair{a, b};
         x = graph_[x].operands[0];
       }
       if (!graph_[x].is_lookup() || uses[x] != 1) continue;
@@ -281,23 +282,26 @@ class Compiler {
       }
   }
 
-  // ---- 4. noise
+  // ---- 4. noise: absolute variances (torus units) on instance I
+  template <TfheInstance I>
   void noise() {
     for (NodeId id = 0; id < graph_.size(); ++id) {
       const Node& n = graph_[id];
       NodeAnnotation& a = nodes_[id];
-      auto mu = [&](std::size_t i) { return nodes_[n.operands[i]].variance_factor; };
+      auto mu = [&](std::size_t i) { return nodes_[n.operands[i]].variance; };
       auto corr = [&](std::size_t i) { return nodes_[n.operands[i]].correlated; };
       switch (n.kind) {
         case NodeKind::input:
+          a.variance = noise::fresh_variance<I>(), a.correlated = false;
+          break;
         case NodeKind::lookup:
-          a.variance_factor = 1.0, a.correlated = false;
+          a.variance = noise::bootstrap_variance<I>(), a.correlated = false;
           break;
         case NodeKind::gather: {
-          a.variance_factor = 0, a.correlated = false;
+          a.variance = 0, a.correlated = false;
           std::size_t total = 0;
           for (std::size_t i = 0; i < n.operands.size(); ++i) {
-            a.variance_factor = std::max(a.variance_factor, mu(i));
+            a.variance = std::max(a.variance, mu(i));
             a.correlated = a.correlated || corr(i);
             total += element_count(graph_[n.operands[i]].shape);
           }
@@ -311,12 +315,12 @@ class Compiler {
         }
         case NodeKind::linear: {
           // Several operands may share noise: bound the sum by Minkowski's inequality.
-          a.variance_factor = 0;
+          a.variance = 0;
           for (std::size_t e = 0; e < element_count(n.shape); ++e) {
             double sigma = 0;
             for (std::size_t i = 0; i < n.operands.size(); ++i)
               sigma += std::abs(static_cast<double>(n.coefficients[i].flat(e))) * std::sqrt(mu(i));
-            a.variance_factor = std::max(a.variance_factor, sigma * sigma);
+            a.variance = std::max(a.variance, sigma * sigma);
           }
           a.correlated = n.operands.size() > 1 || corr(0);
           break;
@@ -326,14 +330,14 @@ class Compiler {
           // Independent inputs add variances; correlated ones add standard deviations.
           const std::size_t filters = n.kind == NodeKind::matmul ? n.weights.shape()[1] : n.weights.shape()[0];
           const std::size_t taps = element_count(n.weights.shape()) / filters;
-          a.variance_factor = 0;
+          a.variance = 0;
           for (std::size_t f = 0; f < filters; ++f) {
             double sum_squares = 0, sum_abs = 0;
             for (std::size_t t = 0; t < taps; ++t) {
               const double w = static_cast<double>(n.kind == NodeKind::matmul ? n.weights(t, f) : n.weights.flat(f * taps + t));
               sum_squares += w * w, sum_abs += std::abs(w);
             }
-            a.variance_factor = std::max(a.variance_factor, corr(0) ? sum_abs * sum_abs * mu(0) : sum_squares * mu(0));
+            a.variance = std::max(a.variance, corr(0) ? sum_abs * sum_abs * mu(0) : sum_squares * mu(0));
           }
           a.correlated = true;
           break;
@@ -341,20 +345,20 @@ class Compiler {
         case NodeKind::reduce_sum: {
           const double count = static_cast<double>(element_count(graph_[n.operands[0]].shape) /
                                                    std::max<std::size_t>(1, element_count(n.shape)));
-          a.variance_factor = (corr(0) ? count * count : count) * mu(0);
+          a.variance = (corr(0) ? count * count : count) * mu(0);
           a.correlated = true;
           break;
         }
       }
-      if (a.lookup) a.lookup->input_variance_factor = nodes_[n.operands[0]].variance_factor;
+      if (a.lookup) a.lookup->input_variance = nodes_[n.operands[0]].variance;
     }
   }
 
   // ---- 5. parameters
-  /// log2 of the error probability of the model's worst bootstrap or decryption on I.
+  /// log2 of the error probability of the model's worst bootstrap or decryption on I;
+  /// `worst_what` names it.
   template <TfheInstance I>
-  double worst_log2_error() const {
-    const double source = std::max(noise::bootstrap_variance<I>(), noise::fresh_variance<I>());
+  double worst_log2_error(std::string* worst_what = nullptr) const {
     const double before_rotation = noise::keyswitch_variance<I>() + noise::modulus_switch_variance<I>();
     constexpr double negligible = -1000;  // erfc underflows: far below any target
     double worst = negligible;
@@ -366,15 +370,22 @@ class Compiler {
       if (!graph_[id].is_lookup()) continue;
       const LookupPlan& p = *nodes_[id].lookup;
       if (std::size_t{2} << p.precision > I::polynomial_size) return 0;  // the table does not fit
-      const double mu = nodes_[graph_[id].operands[0]].variance_factor;
-      const double variance = noise::pow2(2 * p.input_scale_log2) * mu * source + before_rotation;
+      const double variance = noise::pow2(2 * p.input_scale_log2) * nodes_[graph_[id].operands[0]].variance + before_rotation;
       // Exact rounding keeps every input inside its interval: half an input step of margin.
       const int margin_shift = options_.rounding == Rounding::exact ? p.shift : 0;
-      worst = std::max(worst, log2_error(noise::decoding_margin(p.precision) / noise::pow2(margin_shift), variance));
+      const double e = log2_error(noise::decoding_margin(p.precision) / noise::pow2(margin_shift), variance);
+      if (e > worst && worst_what)
+        *worst_what = "the table of " + describe(graph_, id) + " reads " + std::to_string(p.precision + margin_shift) +
+                      " bits" + (margin_shift ? " (exact rounding: lower rounding_bits, or use Rounding::approximate)" : "");
+      worst = std::max(worst, e);
     }
     for (NodeId o : outputs_) {
       const int bits = component_bits_[nodes_[o].component];
-      worst = std::max(worst, log2_error(noise::decoding_margin(bits), nodes_[o].variance_factor * source));
+      const double e = log2_error(noise::decoding_margin(bits), nodes_[o].variance);
+      if (e > worst && worst_what)
+        *worst_what = "the decryption of output " + describe(graph_, o) + " reads " + std::to_string(bits) +
+                      " bits (round it with round_bits<P>() before the output)";
+      worst = std::max(worst, e);
     }
     return worst;
   }
@@ -383,7 +394,10 @@ class Compiler {
     const double target = std::log2(options_.error_probability);
     std::string tried;
     for (std::size_t i = 0; i < menu_size; ++i) {
-      const double worst = with_menu_instance(i, [&]<class I>(std::type_identity<I>) { return worst_log2_error<I>(); });
+      const double worst = with_menu_instance(i, [&]<class I>(std::type_identity<I>) {
+        noise<I>();
+        return worst_log2_error<I>();
+      });
       if (worst <= target) {
         instance_ = i;
         worst_log2_error_ = worst;
@@ -393,13 +407,14 @@ class Compiler {
                  return std::string_view(I::name);
                })) + ": 2^" + std::to_string(static_cast<int>(std::floor(worst)));
     }
-    int widest = 0;
-    for (const auto& a : nodes_)
-      if (a.lookup) widest = std::max(widest, a.lookup->precision + (options_.rounding == Rounding::exact ? a.lookup->shift : 0));
-    throw CompileError("fhetensor: no parameter set bootstraps this model within an error probability of 2^" +
+    std::string hardest;
+    with_menu_instance(menu_size - 1, [&]<class I>(std::type_identity<I>) {
+      noise<I>();
+      return worst_log2_error<I>(&hardest);
+    });
+    throw CompileError("fhetensor: no parameter set runs this model within an error probability of 2^" +
                        std::to_string(static_cast<int>(std::round(target))) + " (best per set: " + tried +
-                       "); its tables need up to " + std::to_string(widest) +
-                       " bits of precision: lower rounding_bits, use Rounding::approximate, or relax the error probability");
+                       "); the hardest step: " + hardest + "; or relax the error probability");
   }
 
   CompiledModel finish() {

@@ -29,7 +29,7 @@ struct WidthIf<true, Lo, Hi> {
 };
 
 template <std::size_t N, class W = InferredWidth>
-using result_t = Encrypted<Tensor<int, N>, W>;
+using result_t = EncryptedTensor<int, N, W>;
 
 template <std::size_t N, class W = InferredWidth>
 result_t<N, W> add_node(const std::shared_ptr<Graph>& graph, Node node) {
@@ -73,8 +73,8 @@ concept ClearOperand = std::integral<T> || requires(const T& t) { to_clear_tenso
 // ---------------------------------------------------------------- arithmetic
 
 template <class E, std::size_t N, class W>
-auto operator-(const Encrypted<Tensor<E, N>, W>& x) {
-  constexpr auto s = Encrypted<Tensor<E, N>, W>::static_range;
+auto operator-(const EncryptedTensor<E, N, W>& x) {
+  constexpr auto s = EncryptedTensor<E, N, W>::static_range;
   constexpr ValueRange r = -s.value_or(ValueRange{});
   using Out = typename detail::WidthIf<s.has_value(), r.lo, r.hi>::type;
   Graph& g = *x.graph();
@@ -84,9 +84,9 @@ auto operator-(const Encrypted<Tensor<E, N>, W>& x) {
 
 namespace detail {
 template <int Sign, class E1, std::size_t N1, class W1, class E2, std::size_t N2, class W2>
-auto add_or_subtract(const Encrypted<Tensor<E1, N1>, W1>& x, const Encrypted<Tensor<E2, N2>, W2>& y) {
-  constexpr auto a = Encrypted<Tensor<E1, N1>, W1>::static_range;
-  constexpr auto b = Encrypted<Tensor<E2, N2>, W2>::static_range;
+auto add_or_subtract(const EncryptedTensor<E1, N1, W1>& x, const EncryptedTensor<E2, N2, W2>& y) {
+  constexpr auto a = EncryptedTensor<E1, N1, W1>::static_range;
+  constexpr auto b = EncryptedTensor<E2, N2, W2>::static_range;
   constexpr bool known = a.has_value() && b.has_value();
   constexpr ValueRange r = known ? (Sign > 0 ? *a + *b : *a - *b) : ValueRange{};
   using Out = typename WidthIf<known, r.lo, r.hi>::type;
@@ -99,7 +99,7 @@ auto add_or_subtract(const Encrypted<Tensor<E1, N1>, W1>& x, const Encrypted<Ten
 
 /// c * x + b elementwise with clear c and b (either may be a scalar).
 template <class E, std::size_t N, class W>
-auto scale_shift(const Encrypted<Tensor<E, N>, W>& x, const ClearTensor& c, const ClearTensor& b, std::string label) {
+auto scale_shift(const EncryptedTensor<E, N, W>& x, const ClearTensor& c, const ClearTensor& b, std::string label) {
   const Shape shape = broadcast_shapes(broadcast_shapes(x.shape(), shape_of(c)), shape_of(b));
   if (shape.size() != N)
     shape_error("a clear operand of shape " + to_string(shape_of(c).size() > N ? shape_of(c) : shape_of(b)) +
@@ -110,35 +110,45 @@ auto scale_shift(const Encrypted<Tensor<E, N>, W>& x, const ClearTensor& c, cons
 }  // namespace detail
 
 template <class E1, std::size_t N1, class W1, class E2, std::size_t N2, class W2>
-auto operator+(const Encrypted<Tensor<E1, N1>, W1>& x, const Encrypted<Tensor<E2, N2>, W2>& y) {
+auto operator+(const EncryptedTensor<E1, N1, W1>& x, const EncryptedTensor<E2, N2, W2>& y) {
   return detail::add_or_subtract<+1>(x, y);
 }
 template <class E1, std::size_t N1, class W1, class E2, std::size_t N2, class W2>
-auto operator-(const Encrypted<Tensor<E1, N1>, W1>& x, const Encrypted<Tensor<E2, N2>, W2>& y) {
+auto operator-(const EncryptedTensor<E1, N1, W1>& x, const EncryptedTensor<E2, N2, W2>& y) {
   return detail::add_or_subtract<-1>(x, y);
 }
-template <class E, std::size_t N, class W, ClearOperand C>
-auto operator+(const Encrypted<Tensor<E, N>, W>& x, const C& c) {
+// With a clear xtensor operand, ADL also finds xtensor's operator templates, which take
+// both operands by forwarding reference (binding better than const&) and would wrap the
+// encrypted one in an xscalar. These take the same forwarding-reference forms, in the same
+// order, so that, being constrained, they are the more specialized and win.
+template <EncryptedExpression X, class C>
+  requires ClearOperand<std::remove_cvref_t<C>>
+auto operator+(X&& x, C&& c) {
   return detail::scale_shift(x, ClearTensor(1), to_clear_tensor(c), "add");
 }
-template <class E, std::size_t N, class W, ClearOperand C>
-auto operator+(const C& c, const Encrypted<Tensor<E, N>, W>& x) {
+template <class C, EncryptedExpression X>
+  requires ClearOperand<std::remove_cvref_t<C>>
+auto operator+(C&& c, X&& x) {
   return x + c;
 }
-template <class E, std::size_t N, class W, ClearOperand C>
-auto operator-(const Encrypted<Tensor<E, N>, W>& x, const C& c) {
+template <EncryptedExpression X, class C>
+  requires ClearOperand<std::remove_cvref_t<C>>
+auto operator-(X&& x, C&& c) {
   return detail::scale_shift(x, ClearTensor(1), ClearTensor(-to_clear_tensor(c)), "sub");
 }
-template <class E, std::size_t N, class W, ClearOperand C>
-auto operator-(const C& c, const Encrypted<Tensor<E, N>, W>& x) {
+template <class C, EncryptedExpression X>
+  requires ClearOperand<std::remove_cvref_t<C>>
+auto operator-(C&& c, X&& x) {
   return detail::scale_shift(x, ClearTensor(-1), to_clear_tensor(c), "sub");
 }
-template <class E, std::size_t N, class W, ClearOperand C>
-auto operator*(const Encrypted<Tensor<E, N>, W>& x, const C& c) {
+template <EncryptedExpression X, class C>
+  requires ClearOperand<std::remove_cvref_t<C>>
+auto operator*(X&& x, C&& c) {
   return detail::scale_shift(x, to_clear_tensor(c), ClearTensor(0), "mul");
 }
-template <class E, std::size_t N, class W, ClearOperand C>
-auto operator*(const C& c, const Encrypted<Tensor<E, N>, W>& x) {
+template <class C, EncryptedExpression X>
+  requires ClearOperand<std::remove_cvref_t<C>>
+auto operator*(C&& c, X&& x) {
   return x * c;
 }
 
@@ -146,13 +156,14 @@ auto operator*(const C& c, const Encrypted<Tensor<E, N>, W>& x) {
 
 /// x @ weights + bias: x [..., K], weights [K, M], bias [M] or scalar.
 template <class E, std::size_t N, class W, class Weights, class Bias = int>
-auto dense(const Encrypted<Tensor<E, N>, W>& x, const Weights& weights, const Bias& bias = 0) {
+auto dense(const EncryptedTensor<E, N, W>& x, const Weights& weights, const Bias& bias = 0) {
   static_assert(N >= 1, "dense needs an input of rank at least 1: its last axis holds the features");
   ClearTensor w = to_clear_tensor(weights);
   if (w.dimension() != 2) shape_error("dense weights are a [K, M] matrix, got shape " + to_string(detail::shape_of(w)));
   if (x.shape().back() != w.shape()[0])
-    shape_error("dense: the input has " + std::to_string(x.shape().back()) + " features but the weight matrix has " +
-                std::to_string(w.shape()[0]) + " rows");
+    shape_error("dense: the input " + to_string(x.shape()) + " has " + std::to_string(x.shape().back()) +
+                " features but the weight matrix " + to_string(detail::shape_of(w)) + " has " + std::to_string(w.shape()[0]) +
+                " rows");
   Shape shape = x.shape();
   shape.back() = w.shape()[1];
   ClearTensor b = detail::broadcast_to(to_clear_tensor(bias), Shape{w.shape()[1]});
@@ -160,7 +171,7 @@ auto dense(const Encrypted<Tensor<E, N>, W>& x, const Weights& weights, const Bi
                                              .operands = {x.node()}, .weights = std::move(w), .bias = std::move(b)});
 }
 template <class E, std::size_t N, class W, class Weights>
-auto matmul(const Encrypted<Tensor<E, N>, W>& x, const Weights& weights) {
+auto matmul(const EncryptedTensor<E, N, W>& x, const Weights& weights) {
   return dense(x, weights, 0);
 }
 
@@ -175,18 +186,19 @@ struct Conv2dOptions {
 /// 2-d convolution of x [C, H, W] or [B, C, H, W] with weights [C_out, C / groups, KH, KW].
 /// groups = C = C_out is a depthwise convolution.
 template <class E, std::size_t N, class W, class Weights, class Bias = int>
-auto conv2d(const Encrypted<Tensor<E, N>, W>& x, const Weights& weights, const Bias& bias = 0, Conv2dOptions o = {}) {
+auto conv2d(const EncryptedTensor<E, N, W>& x, const Weights& weights, const Bias& bias = 0, Conv2dOptions o = {}) {
   static_assert(N == 3 || N == 4, "conv2d takes a [C, H, W] or [B, C, H, W] tensor");
   ClearTensor w = to_clear_tensor(weights);
   if (w.dimension() != 4) shape_error("conv2d weights are [C_out, C_in / groups, KH, KW], got " + to_string(detail::shape_of(w)));
   const Shape& in = x.shape();
   const std::size_t c = in[N - 3], c_out = w.shape()[0];
   if (o.groups == 0 || c % o.groups != 0 || c_out % o.groups != 0)
-    shape_error("conv2d: " + std::to_string(o.groups) + " groups do not divide " + std::to_string(c) + " input and " +
-                std::to_string(c_out) + " output channels");
+    shape_error("conv2d: " + std::to_string(o.groups) + " groups do not divide the " + std::to_string(c) +
+                " input channels of " + to_string(in) + " and the " + std::to_string(c_out) + " output channels of weights " +
+                to_string(detail::shape_of(w)));
   if (w.shape()[1] != c / o.groups)
-    shape_error("conv2d: weights take " + std::to_string(w.shape()[1]) + " channels per group but the input gives " +
-                std::to_string(c / o.groups));
+    shape_error("conv2d: weights " + to_string(detail::shape_of(w)) + " take " + std::to_string(w.shape()[1]) +
+                " channels per group but the input " + to_string(in) + " gives " + std::to_string(c / o.groups));
   const Window2d window{.kernel_h = w.shape()[2], .kernel_w = w.shape()[3], .stride_h = o.stride[0], .stride_w = o.stride[1],
                         .pad_top = o.padding[0], .pad_left = o.padding[1], .pad_bottom = o.padding[2],
                         .pad_right = o.padding[3], .dilation_h = o.dilation[0], .dilation_w = o.dilation[1]};
@@ -203,7 +215,7 @@ auto conv2d(const Encrypted<Tensor<E, N>, W>& x, const Weights& weights, const B
 /// Sum over `axes` (all axes when empty); the rank drops by the number of axes unless
 /// the result keeps them as extent 1 (Keep = true).
 template <std::size_t Removed, bool Keep = false, class E, std::size_t N, class W>
-auto sum(const Encrypted<Tensor<E, N>, W>& x, std::array<std::size_t, Removed> axes) {
+auto sum(const EncryptedTensor<E, N, W>& x, std::array<std::size_t, Removed> axes) {
   static_assert(Removed <= N, "sum over more axes than the tensor has");
   std::vector<std::size_t> list(axes.begin(), axes.end());
   std::sort(list.begin(), list.end());
@@ -220,7 +232,7 @@ auto sum(const Encrypted<Tensor<E, N>, W>& x, std::array<std::size_t, Removed> a
 }
 /// Sum of every element.
 template <class E, std::size_t N, class W>
-auto sum(const Encrypted<Tensor<E, N>, W>& x) {
+auto sum(const EncryptedTensor<E, N, W>& x) {
   std::array<std::size_t, N> all{};
   for (std::size_t a = 0; a < N; ++a) all[a] = a;
   return sum(x, all);
@@ -238,7 +250,7 @@ auto gather(const X& x, std::string label, Shape shape, IndexMap map) {
 
 /// The same elements in a new shape of rank R (row-major order).
 template <std::size_t R, class E, std::size_t N, class W>
-auto reshape(const Encrypted<Tensor<E, N>, W>& x, std::array<std::size_t, R> extents) {
+auto reshape(const EncryptedTensor<E, N, W>& x, std::array<std::size_t, R> extents) {
   Shape shape(extents.begin(), extents.end());
   if (element_count(shape) != element_count(x.shape()))
     shape_error("reshape of " + to_string(x.shape()) + " to " + to_string(shape) + " changes the element count");
@@ -247,31 +259,31 @@ auto reshape(const Encrypted<Tensor<E, N>, W>& x, std::array<std::size_t, R> ext
   return detail::gather<R>(x, "reshape", std::move(shape), std::move(map));
 }
 template <class E, std::size_t N, class W>
-auto flatten(const Encrypted<Tensor<E, N>, W>& x) {
+auto flatten(const EncryptedTensor<E, N, W>& x) {
   return reshape(x, std::array{element_count(x.shape())});
 }
 template <class E, std::size_t N, class W>
-auto transpose(const Encrypted<Tensor<E, N>, W>& x, std::array<std::size_t, N> permutation) {
+auto transpose(const EncryptedTensor<E, N, W>& x, std::array<std::size_t, N> permutation) {
   Shape shape;
   IndexMap map = transpose_map(x.shape(), std::vector<std::size_t>(permutation.begin(), permutation.end()), shape);
   return detail::gather<N>(x, "transpose", std::move(shape), std::move(map));
 }
 /// NumPy basic slicing, one Slice per leading axis.
 template <class E, std::size_t N, class W>
-auto slice(const Encrypted<Tensor<E, N>, W>& x, std::vector<Slice> slices) {
+auto slice(const EncryptedTensor<E, N, W>& x, std::vector<Slice> slices) {
   Shape shape;
   IndexMap map = slice_map(x.shape(), slices, shape);
   return detail::gather<N>(x, "slice", std::move(shape), std::move(map));
 }
 /// Zero padding of every axis.
 template <class E, std::size_t N, class W>
-auto pad(const Encrypted<Tensor<E, N>, W>& x, std::array<std::size_t, N> before, std::array<std::size_t, N> after) {
+auto pad(const EncryptedTensor<E, N, W>& x, std::array<std::size_t, N> before, std::array<std::size_t, N> after) {
   Shape shape;
   IndexMap map = pad_map(x.shape(), {before.begin(), before.end()}, {after.begin(), after.end()}, shape);
   return detail::gather<N>(x, "pad", std::move(shape), std::move(map));
 }
 template <class E, std::size_t N, class W, class... Rest>
-auto concatenate(std::size_t axis, const Encrypted<Tensor<E, N>, W>& first, const Rest&... rest) {
+auto concatenate(std::size_t axis, const EncryptedTensor<E, N, W>& first, const Rest&... rest) {
   static_assert((... && (std::remove_cvref_t<Rest>::rank == N)), "concatenate takes tensors of one rank");
   (detail::same_graph(first.graph(), rest.graph()), ...);
   Shape shape;
@@ -285,21 +297,22 @@ auto concatenate(std::size_t axis, const Encrypted<Tensor<E, N>, W>& first, cons
 /// f applied to every element: one programmable bootstrap each. The compiler rounds
 /// inputs wider than the rounding precision to their top bits.
 template <class E, std::size_t N, class W>
-auto apply(const Encrypted<Tensor<E, N>, W>& x, TableFunction f) {
+auto apply(const EncryptedTensor<E, N, W>& x, TableFunction f) {
   std::string label = f.name;
   return detail::add_node<N>(x.graph(), Node{.kind = NodeKind::lookup, .label = std::move(label), .shape = x.shape(),
                                              .operands = {x.node()}, .function = std::move(f)});
 }
 template <class E, std::size_t N, class W, class F>
   requires std::is_invocable_r_v<std::int64_t, F, std::int64_t>
-auto apply(const Encrypted<Tensor<E, N>, W>& x, F f, std::string name = "f") {
+auto apply(const EncryptedTensor<E, N, W>& x, F f, std::string name = "f") {
   return apply(x, TableFunction::from_integer(std::move(name), std::move(f)));
 }
 
 namespace detail {
 template <ValueRange R, class E, std::size_t N, class W>
-auto apply_with_range(const Encrypted<Tensor<E, N>, W>& x, TableFunction f) {
-  return result_t<N, InRange<R>>(apply(x, std::move(f)).graph(), x.graph()->size() - 1);
+auto apply_with_range(const EncryptedTensor<E, N, W>& x, TableFunction f) {
+  const auto y = apply(x, std::move(f));
+  return result_t<N, InRange<R>>(y.graph(), y.node());
 }
 }  // namespace detail
 
@@ -326,7 +339,7 @@ template <class X> auto gelu(const X& x, double input_scale, double output_scale
 /// x rounded to its top `bits` bits (the rest set to 0, rounding half up): a bootstrap
 /// that reads only the top of a wide accumulator. Chained into a table it costs nothing.
 template <int Bits, class E, std::size_t N, class W>
-auto round_bits(const Encrypted<Tensor<E, N>, W>& x) {
+auto round_bits(const EncryptedTensor<E, N, W>& x) {
   static_assert(Bits >= 1 && Bits <= 8, "a lookup table reads 1 to 8 bits: no parameter set bootstraps more");
   auto y = apply(x, table::identity());
   (*y.graph())[y.node()].rounding_bits = Bits;
@@ -334,14 +347,19 @@ auto round_bits(const Encrypted<Tensor<E, N>, W>& x) {
   return y;
 }
 
-/// Elementwise maximum and minimum: max(a, b) = b + relu(a - b).
-template <class X, class Y> auto maximum(const X& a, const Y& b) { return b + relu(a - b); }
-template <class X, class Y> auto minimum(const X& a, const Y& b) { return a - relu(a - b); }
+/// Elementwise maximum and minimum: max(a, b) = b + relu(a - b). Forwarding references
+/// and constraints, as for the operators: xt::maximum and xt::less would win otherwise.
+template <class X, class Y>
+  requires(EncryptedExpression<X> || EncryptedExpression<Y>)
+auto maximum(X&& a, Y&& b) { return b + relu(a - b); }
+template <class X, class Y>
+  requires(EncryptedExpression<X> || EncryptedExpression<Y>)
+auto minimum(X&& a, Y&& b) { return a - relu(a - b); }
 
 // Comparisons give 1 or 0, from one table on a - b.
 #define FHETENSOR_COMPARISON(name, predicate)                                                                 \
   template <EncryptedExpression X, class Y>                                                                   \
-  auto name(const X& a, const Y& b) {                                                                         \
+  auto name(X&& a, Y&& b) {                                                                                   \
     return detail::apply_with_range<ValueRange{0, 1}>(a - b, table::indicator(#name, [](std::int64_t d) { return predicate; })); \
   }
 FHETENSOR_COMPARISON(less, d < 0)
@@ -356,16 +374,17 @@ FHETENSOR_COMPARISON(not_equal, d != 0)
 
 /// Mean over axes: the sum, then a division table (which fuses into a following table).
 template <std::size_t Removed, bool Keep = false, class E, std::size_t N, class W>
-auto mean(const Encrypted<Tensor<E, N>, W>& x, std::array<std::size_t, Removed> axes) {
+auto mean(const EncryptedTensor<E, N, W>& x, std::array<std::size_t, Removed> axes) {
+  auto total = sum<Removed, Keep>(x, axes);  // first: it checks the axes
   std::int64_t count = 1;
-  for (std::size_t a : axes) count *= static_cast<std::int64_t>(x.shape().at(a));
-  return apply(sum<Removed, Keep>(x, axes), table::divide(count));
+  for (std::size_t a : axes) count *= static_cast<std::int64_t>(x.shape()[a]);
+  return apply(total, table::divide(count));
 }
 
 namespace detail {
 /// The windows of a pooling layer: one gather per kernel tap, each of the output's shape.
 template <class E, std::size_t N, class W>
-auto pooling_taps(const Encrypted<Tensor<E, N>, W>& x, const Window2d& window, bool zero_padding) {
+auto pooling_taps(const EncryptedTensor<E, N, W>& x, const Window2d& window, bool zero_padding) {
   static_assert(N == 3 || N == 4, "pooling takes a [C, H, W] or [B, C, H, W] tensor");
   const Shape& in = x.shape();
   const std::size_t h = in[N - 2], w = in[N - 1], planes = element_count(in) / (h * w);
@@ -393,7 +412,7 @@ auto pooling_taps(const Encrypted<Tensor<E, N>, W>& x, const Window2d& window, b
 /// Average pooling (zeros in the padding count, as with count_include_pad): a depthwise
 /// sum of the window, then one division table.
 template <class E, std::size_t N, class W>
-auto avg_pool2d(const Encrypted<Tensor<E, N>, W>& x, Window2d window) {
+auto avg_pool2d(const EncryptedTensor<E, N, W>& x, Window2d window) {
   auto taps = detail::pooling_taps(x, window, true);
   Graph& g = *x.graph();
   std::vector<NodeId> operands;
@@ -405,13 +424,13 @@ auto avg_pool2d(const Encrypted<Tensor<E, N>, W>& x, Window2d window) {
 }
 /// Mean over the spatial axes: [.., C, H, W] -> [.., C].
 template <class E, std::size_t N, class W>
-auto global_avg_pool(const Encrypted<Tensor<E, N>, W>& x) {
+auto global_avg_pool(const EncryptedTensor<E, N, W>& x) {
   static_assert(N == 3 || N == 4, "global_avg_pool takes a [C, H, W] or [B, C, H, W] tensor");
   return mean(x, std::array<std::size_t, 2>{N - 2, N - 1});
 }
 /// Max pooling: a tree of maximum() over the window's taps (k - 1 tables per output).
 template <class E, std::size_t N, class W>
-auto max_pool2d(const Encrypted<Tensor<E, N>, W>& x, Window2d window) {
+auto max_pool2d(const EncryptedTensor<E, N, W>& x, Window2d window) {
   auto level = detail::pooling_taps(x, window, false);
   while (level.size() > 1) {
     std::vector<detail::result_t<N>> next;

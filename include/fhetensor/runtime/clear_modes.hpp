@@ -65,15 +65,13 @@ inline double normal_sample(std::uint64_t seed, std::uint64_t stream, std::uint6
   return std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * std::numbers::pi * u2);
 }
 
-/// Variances (torus units) that simulate() draws from: a bootstrap's output, and what key
-/// switching and modulus switching add before a blind rotation.
+/// What key switching and modulus switching add before a blind rotation (torus units);
+/// the compiler gave every node's own variance.
 struct NoiseModel {
-  double source = 0;
   double before_rotation = 0;
   static NoiseModel of(const CompiledModel& m) {
     return with_menu_instance(m.instance, []<class I>(std::type_identity<I>) {
-      return NoiseModel{std::max(noise::bootstrap_variance<I>(), noise::fresh_variance<I>()),
-                        noise::keyswitch_variance<I>() + noise::modulus_switch_variance<I>()};
+      return NoiseModel{noise::keyswitch_variance<I>() + noise::modulus_switch_variance<I>()};
     });
   }
 };
@@ -89,7 +87,7 @@ struct SimulateDomain : ScalarDomain<std::int64_t> {
   // boxes past either end wrap negacyclically, negated.
   void lookup(NodeId id, const Buffer& in, std::size_t j, Buffer& out, std::size_t i, std::size_t) {
     const LookupPlan& p = *model.nodes[id].lookup;
-    const double variance = std::ldexp(p.input_variance_factor * noise_model.source, 2 * p.input_scale_log2) +
+    const double variance = std::ldexp(p.input_variance, 2 * p.input_scale_log2) +
                             noise_model.before_rotation;
     const double step = std::ldexp(1.0, 63 - p.precision);
     const double d = static_cast<double>(in[j] - p.offset);
@@ -104,7 +102,7 @@ struct SimulateDomain : ScalarDomain<std::int64_t> {
   /// A decryption of output `id`, element i: its noise may also round to a neighbour.
   std::int64_t decrypt(NodeId id, std::size_t i, std::int64_t value) const {
     const double step = std::ldexp(1.0, model.encoding_shift(id));
-    const double sigma = std::sqrt(model.nodes[id].variance_factor * noise_model.source) / step;
+    const double sigma = std::sqrt(model.nodes[id].variance) / step;
     return value + static_cast<std::int64_t>(std::llround(normal_sample(seed, ~std::uint64_t{id}, i) * sigma));
   }
 };
