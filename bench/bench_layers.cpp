@@ -128,26 +128,6 @@ void register_layer(const std::string& name, const LayerSpec& spec, std::size_t 
       ->Repetitions(3);
 }
 
-/// avg_pool2d of expr/operations.hpp, node for node, with its last call qualified: at
-/// commit 064d704 the unqualified apply(prvalue Encrypted, TableFunction) there finds
-/// std::apply by argument-dependent lookup (through xtensor's std::allocator template
-/// argument) and prefers it to fhetensor::apply, so avg_pool2d (and mean,
-/// global_avg_pool) do not compile. Generic in X so that it also builds once the
-/// expression type stops carrying xtensor's type.
-/// TODO: call fhetensor::avg_pool2d once operations.hpp compiles it.
-template <class X>
-auto avg_pool2d_(const X& x, Window2d window) {
-  auto taps = detail::pooling_taps(x, window, true);
-  using Tap = typename decltype(taps)::value_type;
-  Graph& g = *x.graph();
-  std::vector<NodeId> operands;
-  std::vector<ClearTensor> ones;
-  for (auto& t : taps) operands.push_back(t.node()), ones.push_back(ClearTensor(1));
-  const NodeId s = detail::linear_node(g, "window sum", operands, ones, ClearTensor(0), taps[0].shape());
-  const auto count = static_cast<std::int64_t>(window.kernel_h * window.kernel_w);
-  return fhetensor::apply(Tap(x.graph(), s), table::divide(count));
-}
-
 const Conv2dOptions same_3x3{.padding = {1, 1, 1, 1}};
 
 const bool registered = [] {
@@ -189,7 +169,7 @@ const bool registered = [] {
   register_layer("layer/avg_pool/16x14x14_k2",
                  {[] {
                     const Window2d window{.kernel_h = 2, .kernel_w = 2, .stride_h = 2, .stride_w = 2};
-                    return compile([&](auto x) { return avg_pool2d_(x, window); },
+                    return compile([&](auto x) { return avg_pool2d(x, window); },
                                    input<Tensor<int, 3>, Bits<4>>({16, 14, 14}), CompileOptions{});
                   },
                   [] { return std::vector<ClearTensor>{random_tensor({16, 14, 14}, 0, 15, 41)}; }});

@@ -148,11 +148,11 @@ TEST_CASE("under a relaxed error probability execute errs as often as simulate",
     CHECK(m.instance <= 1);
     ClientKeys keys = ClientKeys::generate(m, rng);
     std::vector<ClearTensor> inputs;
-    for (int i = 0; i < 6; ++i) inputs.push_back(random_tensor(gen, {256}, {0, 63}));
+    for (int i = 0; i < 4; ++i) inputs.push_back(random_tensor(gen, {256}, {0, 63}));
     const auto [executed, simulated] = error_rates(m, inputs, keys);
     INFO("executed " << executed << " simulated " << simulated);
-    // 1536 encrypted samples: the rates agree within 4 binomial standard deviations.
-    const double sd = std::sqrt(simulated * (1 - simulated) / 1536.0);
+    // 1024 encrypted samples: the rates agree within 4 binomial standard deviations.
+    const double sd = std::sqrt(simulated * (1 - simulated) / 1024.0);
     CHECK(simulated > 0.001);
     CHECK(simulated < 0.05);
     CHECK(std::abs(executed - simulated) < 4 * sd + 1e-3);
@@ -164,10 +164,10 @@ TEST_CASE("under a relaxed error probability execute errs as often as simulate",
     REQUIRE(m.nodes[m.outputs[0]].lookup->shift == 7);  // 6 would round 1023 up to a 17th value
     ClientKeys keys = ClientKeys::generate(m, rng);
     std::vector<ClearTensor> inputs;
-    for (int i = 0; i < 6; ++i) inputs.push_back(random_tensor(gen, {256}, {0, 1023}));
+    for (int i = 0; i < 4; ++i) inputs.push_back(random_tensor(gen, {256}, {0, 1023}));
     const auto [executed, simulated] = error_rates(m, inputs, keys);
     INFO("executed " << executed << " simulated " << simulated);
-    const double sd = std::sqrt(simulated * (1 - simulated) / 1536.0);
+    const double sd = std::sqrt(simulated * (1 - simulated) / 1024.0);
     CHECK(simulated > 0.001);
     CHECK(std::abs(executed - simulated) < 4 * sd + 1e-3);
   }
@@ -183,13 +183,12 @@ TEST_CASE("a model with several inputs and outputs runs encrypted", "[execute]")
         auto pooled = max_pool2d(features, Window2d{.kernel_h = 2, .kernel_w = 2, .stride_h = 2, .stride_w = 2});
         return std::tuple{sum(bias) * 2 + 1, flatten(pooled)};
       },
-      std::tuple{input<Tensor<int, 3>, Bits<2>>({2, 4, 4}), input<Tensor<int, 1>, SignedBits<3>>({3})},
-      CompileOptions{.rounding_bits = 6});
+      std::tuple{input<Tensor<int, 3>, Bits<1>>({2, 4, 4}), input<Tensor<int, 1>, SignedBits<3>>({3})});
   Csprng rng = Csprng::from_os_entropy();
   ClientKeys keys = ClientKeys::generate(model, rng);
   std::vector<Progress> reports;
   for (int trial = 0; trial < 2; ++trial) {
-    const std::vector<ClearTensor> in{random_tensor(gen, {2, 4, 4}, {0, 3}), random_tensor(gen, {3}, {-4, 3})};
+    const std::vector<ClearTensor> in{random_tensor(gen, {2, 4, 4}, {0, 1}), random_tensor(gen, {3}, {-4, 3})};
     const auto server = keys.server_keys();
     const auto out = run(model, keys.encrypt(model, in), *server,
                          RunOptions{.threads = 2, .progress = [&](const Progress& p) { reports.push_back(p); }});

@@ -102,7 +102,14 @@ class Compiler {
   // ---- 1. ranges
   void ranges() {
     nodes_.assign(graph_.size(), {});
-    for (NodeId id = 0; id < graph_.size(); ++id) nodes_[id].range = range_of(id);
+    for (NodeId id = 0; id < graph_.size(); ++id) {
+      nodes_[id].range = range_of(id);
+      if (const auto& h = graph_[id].hull_of; !h.empty()) {
+        ValueRange bound = nodes_[h[0]].range;
+        for (NodeId o : h) bound = hull(bound, nodes_[o].range);
+        nodes_[id].range = {std::max(nodes_[id].range.lo, bound.lo), std::min(nodes_[id].range.hi, bound.hi)};
+      }
+    }
   }
 
   ValueRange range_of(NodeId id) {
@@ -237,6 +244,7 @@ class Compiler {
       if (!live[id]) continue;
       Node n = std::move(graph_[id]);
       for (NodeId& o : n.operands) o = renumber[o];
+      n.hull_of.clear();  // used by the range pass only
       renumber[id] = kept.add(std::move(n));
       kept_nodes.push_back(std::move(nodes_[id]));
     }

@@ -45,6 +45,8 @@ struct Node {
 
   // input
   std::optional<ValueRange> declared_range{};
+  // any node: its values lie in the hull of these nodes' ranges (maximum, minimum)
+  std::vector<NodeId> hull_of{};
   // gather
   IndexMap map{};
   // linear: one coefficient tensor per operand (scalar or broadcastable to shape);

@@ -349,12 +349,21 @@ auto round_bits(const EncryptedTensor<E, N, W>& x) {
 
 /// Elementwise maximum and minimum: max(a, b) = b + relu(a - b). Forwarding references
 /// and constraints, as for the operators: xt::maximum and xt::less would win otherwise.
+namespace detail {
+// The result lies in the hull of the operands' ranges, which the range pass cannot see
+// through b + relu(a - b): say so, or max-pooling trees would widen at every level.
+template <class Z, class X, class Y>
+Z bounded_by_operands(Z z, const X& a, const Y& b) {
+  if constexpr (EncryptedExpression<X> && EncryptedExpression<Y>) (*z.graph())[z.node()].hull_of = {a.node(), b.node()};
+  return z;
+}
+}  // namespace detail
 template <class X, class Y>
   requires(EncryptedExpression<X> || EncryptedExpression<Y>)
-auto maximum(X&& a, Y&& b) { return b + relu(a - b); }
+auto maximum(X&& a, Y&& b) { return detail::bounded_by_operands(b + relu(a - b), a, b); }
 template <class X, class Y>
   requires(EncryptedExpression<X> || EncryptedExpression<Y>)
-auto minimum(X&& a, Y&& b) { return a - relu(a - b); }
+auto minimum(X&& a, Y&& b) { return detail::bounded_by_operands(a - relu(a - b), a, b); }
 
 // Comparisons give 1 or 0, from one table on a - b.
 #define FHETENSOR_COMPARISON(name, predicate)                                                                 \
