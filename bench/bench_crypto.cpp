@@ -105,8 +105,24 @@ void register_precision() {
   }))->Iterations(1);
 }
 
+// ks_pbs on every instance of the menu, by name: the costs compiler/cost_model.hpp uses.
+void register_menu() {
+  for (std::size_t i = 0; i < menu_size; ++i)
+    with_menu_instance(i, []<class I>(std::type_identity<I>) {
+      auto* b = benchmark::RegisterBenchmark(("ks_pbs_set/" + std::string(I::name)).c_str(), [](benchmark::State& state) {
+        auto& f = fixture<I>();
+        PbsWorkspace<I> ws;
+        LweCiphertext<I> out;
+        for (auto _ : state) apply_lookup_table_into(out, f.input, f.table, f.eval, ws);
+      });
+      b->Unit(benchmark::kMillisecond);
+      if (I::polynomial_size >= 16384) b->Iterations(3);
+    });
+}
+
 const bool registered = [] {
   [&]<int... I>(std::integer_sequence<int, I...>) { (register_precision<I + 1>(), ...); }(std::make_integer_sequence<int, 8>{});
+  register_menu();
   return true;
 }();
 

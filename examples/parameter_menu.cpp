@@ -31,12 +31,8 @@ void print_choice() {
 int main() {
   std::printf("| instance | n | k | N | LWE noise (TUniform bound) | GLWE noise | PBS decomposition | KS decomposition | "
               "LWE bits (source) | GLWE bits (source) |\n|---|---|---|---|---|---|---|---|---|---|\n");
-  print_instance<TfheN1024>();
-  print_instance<TfheN2048>();
-  print_instance<TfheN4096>();
-  print_instance<TfheN8192>();
-  print_instance<TfheN16384>();
-  print_instance<TfheN65536>();
+  for (std::size_t i = 0; i < menu_size; ++i)
+    with_menu_instance(i, []<class I>(std::type_identity<I>) { print_instance<I>(); });
   std::printf("\n| precision | target | instance | failure per PBS (2-norm 1) | max 2-norm | log2 sd PBS out | "
               "log2 sd KS | log2 sd mod switch |\n|---|---|---|---|---|---|---|---|\n");
   [&]<int... I>(std::integer_sequence<int, I...>) {

@@ -110,3 +110,7 @@ TEST_CASE("bootstrap noise matches the formula", "[noise]") {
   check_bootstrap_noise<TfheN2048>(3000);
   check_bootstrap_noise<TfheN4096>(1500);
 }
+
+TEST_CASE("bootstrap noise of the quiet variants matches the formula", "[noise]") {
+  check_bootstrap_noise<TfheN2048Quiet>(1000);
+}

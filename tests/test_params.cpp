@@ -33,12 +33,8 @@ void check_instance_security() {
 }
 
 TEST_CASE("every instance of the menu is estimated at >= 128 bits", "[params]") {
-  check_instance_security<TfheN1024>();
-  check_instance_security<TfheN2048>();
-  check_instance_security<TfheN4096>();
-  check_instance_security<TfheN8192>();
-  check_instance_security<TfheN16384>();
-  check_instance_security<TfheN65536>();
+  for (std::size_t i = 0; i < menu_size; ++i)
+    with_menu_instance(i, []<class I>(std::type_identity<I>) { check_instance_security<I>(); });
 }
 
 template <int P, FailureProbability T>

@@ -61,6 +61,8 @@ TEST_CASE("PBS on toy instances (insecure; logic only)", "[pbs]") {
 }
 TEST_CASE("PBS n918-k2-N1024: precisions 1-3", "[pbs]") { check_every_input<TfheN1024>({1, 2, 3}, 3, 3); }
 TEST_CASE("PBS n918-k1-N2048: precisions 3-4", "[pbs]") { check_every_input<TfheN2048>({3, 4}, 3, 4); }
+TEST_CASE("PBS n918-k1-N2048-quiet: precisions 3-4", "[pbs]") { check_every_input<TfheN2048Quiet>({3, 4}, 2, 10); }
+TEST_CASE("PBS n954-k1-N4096-quiet: precision 5", "[pbs]") { check_every_input<TfheN4096Quiet>({5}, 2, 11); }
 TEST_CASE("PBS n954-k1-N4096: precisions 4-5", "[pbs]") { check_every_input<TfheN4096>({4, 5}, 3, 5); }
 TEST_CASE("PBS n1036-k1-N8192: precisions 5-6", "[pbs]") { check_every_input<TfheN8192>({5, 6}, 2, 6); }
 TEST_CASE("PBS n1089-k1-N16384: precisions 6-7", "[pbs][slow]") { check_every_input<TfheN16384>({6, 7}, 2, 7); }

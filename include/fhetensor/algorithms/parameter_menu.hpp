@@ -46,7 +46,8 @@ template <class... Instances>
 struct InstanceList {};
 
 // The menu, cheapest first (blind rotation cost grows with N and n).
-using Menu = InstanceList<TfheN1024, TfheN2048, TfheN4096, TfheN8192, TfheN16384, TfheN65536>;
+using Menu = InstanceList<TfheN1024, TfheN2048, TfheN2048Quiet, TfheN4096, TfheN4096Quiet, TfheN8192, TfheN16384,
+                         TfheN65536>;
 
 template <int Precision, FailureProbability Target, class List>
 struct FirstFeasible;

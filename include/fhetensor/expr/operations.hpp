@@ -212,8 +212,8 @@ auto conv2d(const EncryptedTensor<E, N, W>& x, const Weights& weights, const Bia
                                              .window = window, .groups = o.groups});
 }
 
-/// Sum over `axes` (all axes when empty); the rank drops by the number of axes unless
-/// the result keeps them as extent 1 (Keep = true).
+/// Sum over `axes` (an empty list sums nothing: sum(x) sums every element); the rank
+/// drops by the number of axes unless the result keeps them as extent 1 (Keep = true).
 template <std::size_t Removed, bool Keep = false, class E, std::size_t N, class W>
 auto sum(const EncryptedTensor<E, N, W>& x, std::array<std::size_t, Removed> axes) {
   static_assert(Removed <= N, "sum over more axes than the tensor has");

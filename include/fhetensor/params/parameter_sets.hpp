@@ -93,6 +93,18 @@ FHETENSOR_TFHE_INSTANCE(TfheN16384, 1089, 1, 16384, 40, 15, 2, 2, 10, 132.0, ss:
 FHETENSOR_TFHE_INSTANCE(TfheN65536, 1121, 1, 65536, 39, 15, 2, 3, 7, 132.0, ss::tfhe_rs_lwe, 136.6, ss::le_glwe_larger);
 #undef FHETENSOR_TFHE_INSTANCE
 
+// Quiet variants: the same keys' shapes (so the same security) with a two-level PBS
+// decomposition. Their bootstraps cost more but return far less noise, which graphs need
+// where wide accumulators of bootstrap outputs are read (decrypted outputs, rounding).
+struct TfheN2048Quiet : TfheN2048 {
+  static constexpr std::string_view name = "n918-k1-N2048-quiet";
+  static constexpr Decomposition pbs_decomposition{15, 2};
+};
+struct TfheN4096Quiet : TfheN4096 {
+  static constexpr std::string_view name = "n954-k1-N4096-quiet";
+  static constexpr Decomposition pbs_decomposition{15, 2};
+};
+
 /// A failure probability target: log2 of the probability that one PBS decrypts wrongly,
 /// and the matching z-score (erfc(z / sqrt 2) = 2^log2_p; checked in tests/test_params.cpp).
 struct FailureProbability {
