@@ -104,7 +104,7 @@ class Compiler {
     nodes_.assign(graph_.size(), {});
     for (NodeId id = 0; id < graph_.size(); ++id) {
       nodes_[id].range = range_of(id);
-      if (const auto& h = graph_[id].hull_of; !h.empty()) {
+      if (const auto& h = graph_[id].hull_of; !h.empty() && nodes_[graph_[id].hull_if_exact].lookup->shift == 0) {
         ValueRange bound = nodes_[h[0]].range;
         for (NodeId o : h) bound = hull(bound, nodes_[o].range);
         nodes_[id].range = {std::max(nodes_[id].range.lo, bound.lo), std::min(nodes_[id].range.hi, bound.hi)};

@@ -45,8 +45,10 @@ struct Node {
 
   // input
   std::optional<ValueRange> declared_range{};
-  // any node: its values lie in the hull of these nodes' ranges (maximum, minimum)
+  // any node: its values lie in the hull of these nodes' ranges (maximum, minimum) when
+  // the lookup hull_if_exact reads its input without rounding
   std::vector<NodeId> hull_of{};
+  NodeId hull_if_exact = 0;
   // gather
   IndexMap map{};
   // linear: one coefficient tensor per operand (scalar or broadcastable to shape);

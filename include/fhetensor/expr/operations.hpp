@@ -350,20 +350,31 @@ auto round_bits(const EncryptedTensor<E, N, W>& x) {
 /// Elementwise maximum and minimum: max(a, b) = b + relu(a - b). Forwarding references
 /// and constraints, as for the operators: xt::maximum and xt::less would win otherwise.
 namespace detail {
-// The result lies in the hull of the operands' ranges, which the range pass cannot see
-// through b + relu(a - b): say so, or max-pooling trees would widen at every level.
-template <class Z, class X, class Y>
-Z bounded_by_operands(Z z, const X& a, const Y& b) {
-  if constexpr (EncryptedExpression<X> && EncryptedExpression<Y>) (*z.graph())[z.node()].hull_of = {a.node(), b.node()};
+// max(a, b) = b + relu(a - b) lies in the hull of the operands' ranges when the relu reads
+// a - b exactly, which the range pass cannot see through the sum: say so, or max-pooling
+// trees would widen at every level.
+template <class X, class Y, class Combine>
+auto maximum_like(X&& a, Y&& b, Combine combine) {
+  auto r = relu(a - b);
+  auto z = combine(r);
+  if constexpr (EncryptedExpression<X> && EncryptedExpression<Y>) {
+    Node& n = (*z.graph())[z.node()];
+    n.hull_of = {a.node(), b.node()};
+    n.hull_if_exact = r.node();
+  }
   return z;
 }
 }  // namespace detail
 template <class X, class Y>
   requires(EncryptedExpression<X> || EncryptedExpression<Y>)
-auto maximum(X&& a, Y&& b) { return detail::bounded_by_operands(b + relu(a - b), a, b); }
+auto maximum(X&& a, Y&& b) {
+  return detail::maximum_like(a, b, [&](const auto& r) { return b + r; });
+}
 template <class X, class Y>
   requires(EncryptedExpression<X> || EncryptedExpression<Y>)
-auto minimum(X&& a, Y&& b) { return detail::bounded_by_operands(a - relu(a - b), a, b); }
+auto minimum(X&& a, Y&& b) {
+  return detail::maximum_like(a, b, [&](const auto& r) { return a - r; });
+}
 
 // Comparisons give 1 or 0, from one table on a - b.
 #define FHETENSOR_COMPARISON(name, predicate)                                                                 \

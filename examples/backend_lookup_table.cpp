@@ -1,8 +1,8 @@
-// Tutorial 01 (backend level): generate keys, encrypt, apply a lookup table under
+// Backend tutorial: generate keys, encrypt, apply a lookup table under
 // encryption with programmable bootstrapping, decrypt. The parameter set comes from the
 // precision you ask for; you never pick n, N, k or a decomposition.
 //
-//   example_01_lookup_table [precision 1..6]   (default 4)
+//   example_backend_lookup_table [precision 1..6]   (default 4)
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
