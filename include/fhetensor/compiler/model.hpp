@@ -30,19 +30,41 @@ struct CompileOptions {
 /// output table[j]. Encrypted, x is first multiplied by 2^input_scale_log2 so that the
 /// index sits in the top bits of the torus.
 struct LookupPlan {
+  using Table = std::vector<std::int64_t>;  // 2^precision outputs
   int precision = 1;
   int shift = 0;
   std::int64_t offset = 0;
-  std::int64_t used_entries = 0;     // indices the clear computation can reach
-  std::vector<std::int64_t> table;   // 2^precision outputs
+  std::int64_t used_entries = 0;  // indices the worst-case range reaches
+  std::vector<Table> tables;      // one per function of the node
   int input_scale_log2 = 0;
-  double input_variance = 0;  // of the operand's noise, in torus units (q = 2^64)
+  double rotation_variance = 0;   // of the phase at the blind rotation, torus units (q = 2^64)
 
   /// The table index of x, as the clear computation defines it (round half up).
   std::int64_t index_of(std::int64_t x) const noexcept {
     const std::int64_t d = x - offset;
     return shift == 0 ? d : (d + (std::int64_t{1} << (shift - 1))) >> shift;
   }
+  /// The noiseless phase of x at the blind rotation, shifted by half a box so that its
+  /// top precision + 1 bits are the box it falls in (of the 2^(precision + 1) boxes around
+  /// the torus). Computed modulo the torus as encrypted execution does, so that a value
+  /// beyond an assumed range wraps the same way in every run mode.
+  std::uint64_t phase_of(std::int64_t x) const noexcept {
+    const std::uint64_t d = static_cast<std::uint64_t>(x) - static_cast<std::uint64_t>(offset);
+    const int step = 63 - precision - shift;
+    std::uint64_t phase = (d << step) + (std::uint64_t{1} << (62 - precision));
+    if (shift > 0) phase += std::uint64_t{1} << (step - 1);  // what execute adds: see runtime/execute.hpp
+    return phase;
+  }
+  /// index_of(x) inside the table.
+  std::uint64_t box_of(std::int64_t x) const noexcept { return phase_of(x) >> (63 - precision); }
+  /// What the bootstrap of box b outputs: boxes past the table's end are negated
+  /// (the negacyclic rotation).
+  std::int64_t output_of_box(const Table& table, std::uint64_t box) const noexcept {
+    const std::uint64_t boxes = std::uint64_t{1} << precision;
+    return box < boxes ? table[box] : -table[box - boxes];
+  }
+  /// The noiseless result of the table on x, exactly as encrypted execution computes it.
+  std::int64_t apply(const Table& table, std::int64_t x) const noexcept { return output_of_box(table, box_of(x)); }
 };
 
 /// What the passes know about one node.
@@ -76,6 +98,17 @@ struct CompiledModel {
   ModelStatistics statistics;
 
   int encoding_shift(NodeId id) const { return 63 - component_bits[nodes[id].component]; }
+
+  /// What decrypting output node `id` gives for a noiseless value v: v itself inside the
+  /// encoding, else v wrapped around the torus (decryption decodes around the range's
+  /// centre).
+  std::int64_t decoded(NodeId id, std::int64_t v) const noexcept {
+    const ValueRange r = nodes[id].range;
+    const std::int64_t centre = r.lo + static_cast<std::int64_t>(r.span() / 2);
+    const int shift = encoding_shift(id);
+    const auto wrapped = static_cast<std::int64_t>((static_cast<std::uint64_t>(v) - static_cast<std::uint64_t>(centre)) << shift);
+    return centre + (wrapped >> shift);
+  }
 };
 
 FHETENSOR_END_NAMESPACE

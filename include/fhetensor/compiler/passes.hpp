@@ -15,6 +15,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <numeric>
 #include <stdexcept>
 #include <string>
@@ -63,18 +64,19 @@ inline LookupPlan plan_rounding(ValueRange in, int bits) {
   throw CompileError("fhetensor: no rounding fits the range " + in.to_string());
 }
 
-/// Fills plan.table with f at the rounded input of every index (the last reachable
-/// value beyond them) and returns the table's output range.
-inline ValueRange fill_table(LookupPlan& plan, const TableFunction& f) {
+/// Fills one table per function with f at the rounded input of every index (the last
+/// reachable value beyond them) and returns the hull of the tables' outputs.
+inline ValueRange fill_tables(LookupPlan& plan, const std::vector<TableFunction>& functions) {
   const std::size_t entries = std::size_t{1} << plan.precision;
-  plan.table.resize(entries);
+  plan.tables.assign(functions.size(), LookupPlan::Table(entries));
   ValueRange out{INT64_MAX, INT64_MIN};
-  for (std::size_t j = 0; j < entries; ++j) {
-    const auto used = static_cast<std::int64_t>(std::min<std::size_t>(j, plan.used_entries - 1));
-    const std::int64_t y = f.integer(plan.offset + (used << plan.shift));
-    plan.table[j] = y;
-    out = hull(out, point(y));
-  }
+  for (std::size_t t = 0; t < functions.size(); ++t)
+    for (std::size_t j = 0; j < entries; ++j) {
+      const auto used = static_cast<std::int64_t>(std::min<std::size_t>(j, plan.used_entries - 1));
+      const std::int64_t y = functions[t].integer(plan.offset + (used << plan.shift));
+      plan.tables[t][j] = y;
+      out = hull(out, point(y));
+    }
   return checked(out);
 }
 
@@ -104,6 +106,10 @@ class Compiler {
     nodes_.assign(graph_.size(), {});
     for (NodeId id = 0; id < graph_.size(); ++id) {
       nodes_[id].range = range_of(id);
+      if (const auto& a = graph_[id].assumed_range; a && !graph_[id].is_lookup())
+        nodes_[id].range = {std::max(nodes_[id].range.lo, a->lo), std::min(nodes_[id].range.hi, a->hi)};
+      if (nodes_[id].range.lo > nodes_[id].range.hi)
+        throw CompileError("fhetensor: the assumed range of " + describe(graph_, id) + " misses every value it can take");
       if (const auto& h = graph_[id].hull_of; !h.empty() && nodes_[graph_[id].hull_if_exact].lookup->shift == 0) {
         ValueRange bound = nodes_[h[0]].range;
         for (NodeId o : h) bound = hull(bound, nodes_[o].range);
@@ -163,8 +169,12 @@ class Compiler {
         return repeat_sum(in(0), static_cast<std::int64_t>(element_count(graph_[n.operands[0]].shape) /
                                                           std::max<std::size_t>(1, element_count(n.shape))));
       case NodeKind::lookup: {
+        if (n.functions.empty() || (!n.table_of.empty() && n.table_of.size() != element_count(n.shape)))
+          throw CompileError("fhetensor: " + describe(graph_, id) + " needs one table function, or one table index per element");
+        for (std::uint32_t t : n.table_of)
+          if (t >= n.functions.size()) throw CompileError("fhetensor: " + describe(graph_, id) + " selects a table it does not have");
         LookupPlan plan = plan_rounding(in(0), n.rounding_bits.value_or(options_.rounding_bits));
-        const ValueRange out = fill_table(plan, n.function);
+        const ValueRange out = fill_tables(plan, n.functions);
         nodes_[id].lookup = std::move(plan);
         return out;
       }
@@ -187,15 +197,36 @@ class Compiler {
     return uniform(n.coefficients[0]) && uniform(n.bias);
   }
 
-  // A table's clear semantics, rounding included, as one function of its input.
-  static TableFunction as_function(const Node& n, const LookupPlan& plan) {
-    return {n.function.name,
-            [table = plan.table, plan_copy = LookupPlan{plan.precision, plan.shift, plan.offset, plan.used_entries, {}, 0, 0}](
-                std::int64_t x) {
-              const std::int64_t j = std::clamp<std::int64_t>(plan_copy.index_of(x), 0, plan_copy.used_entries - 1);
+  // Table t's clear semantics, rounding included, as one function of its input.
+  static TableFunction as_function(const Node& n, const LookupPlan& plan, std::size_t t) {
+    LookupPlan rounding = plan;
+    rounding.tables.clear();
+    return {n.functions[t].name,
+            [table = plan.tables[t], rounding](std::int64_t x) {
+              const std::int64_t j = std::clamp<std::int64_t>(rounding.index_of(x), 0, rounding.used_entries - 1);
               return table[static_cast<std::size_t>(j)];
             },
-            n.function.real};
+            n.functions[t].real};
+  }
+
+  // outer(a * inner(x) + b) for every pair of tables the elements use together.
+  static void compose_tables(Node& outer, const Node& inner, const LookupPlan& outer_plan, const LookupPlan& inner_plan,
+                             std::optional<std::pair<std::int64_t, std::int64_t>> step) {
+    std::map<std::pair<std::size_t, std::size_t>, std::uint32_t> pairs;
+    std::vector<std::uint32_t> table_of(element_count(outer.shape));
+    for (std::size_t e = 0; e < table_of.size(); ++e)
+      table_of[e] = pairs.try_emplace({outer.table_index(e), inner.table_index(e)}, static_cast<std::uint32_t>(pairs.size()))
+                        .first->second;
+    std::vector<TableFunction> fused(pairs.size());
+    for (const auto& [pair, index] : pairs) {
+      TableFunction middle = as_function(inner, inner_plan, pair.second);
+      if (step) middle = affine(middle, step->first, step->second);
+      fused[index] = compose(as_function(outer, outer_plan, pair.first), middle);
+      fused[index].name = outer.functions[pair.first].name + (step ? "(affine(" : "(") + inner.functions[pair.second].name +
+                          (step ? "))" : ")");
+    }
+    outer.functions = std::move(fused);
+    outer.table_of = outer.functions.size() > 1 ? std::move(table_of) : std::vector<std::uint32_t>{};
   }
 
   void fuse() {
@@ -206,22 +237,19 @@ class Compiler {
       NodeId x = outer.operands[0];
       // Scalar affine steps a * v + b between the tables compose into one.
       std::optional<std::pair<std::int64_t, std::int64_t>> step;
-      while (is_scalar_affine(graph_[x]) && uses[x] == 1) {
+      while (is_scalar_affine(graph_[x]) && uses[x] == 1 && !graph_[x].assumed_range) {
         const std::int64_t a = *graph_[x].coefficients[0].begin(), b = *graph_[x].bias.begin();
         step = step ? std::pair{step->first * a, step->first * b + step->second} : std::pair{a, b};
         x = graph_[x].operands[0];
       }
-      if (!graph_[x].is_lookup() || uses[x] != 1) continue;
+      if (!graph_[x].is_lookup() || uses[x] != 1 || graph_[x].shape != outer.shape) continue;
       const Node& inner = graph_[x];
-      TableFunction middle = as_function(inner, *nodes_[x].lookup);
-      if (step) middle = affine(middle, step->first, step->second);
-      TableFunction fused = compose(as_function(outer, *nodes_[id].lookup), middle);
-      fused.name = outer.function.name + (step ? "(affine(" : "(") + inner.function.name + (step ? "))" : ")");
       LookupPlan plan = *nodes_[x].lookup;
-      nodes_[id].range = fill_table(plan, fused);
+      compose_tables(outer, inner, *nodes_[id].lookup, plan, step);
+      nodes_[id].range = fill_tables(plan, outer.functions);
       nodes_[id].lookup = std::move(plan);
-      outer.label = fused.name;
-      outer.function = std::move(fused);
+      outer.label = outer.functions.size() == 1 ? outer.functions[0].name
+                                                : outer.functions[0].name + " (" + std::to_string(outer.functions.size()) + " tables)";
       outer.operands = inner.operands;
       outer.rounding_bits = inner.rounding_bits;
       ++fused_;
@@ -358,7 +386,9 @@ class Compiler {
           break;
         }
       }
-      if (a.lookup) a.lookup->input_variance = nodes_[n.operands[0]].variance;
+      if (a.lookup)
+        a.lookup->rotation_variance = noise::pow2(2 * a.lookup->input_scale_log2) * nodes_[n.operands[0]].variance +
+                                      noise::keyswitch_variance<I>() + noise::modulus_switch_variance<I>();
     }
   }
 
@@ -367,7 +397,6 @@ class Compiler {
   /// `worst_what` names it.
   template <TfheInstance I>
   double worst_log2_error(std::string* worst_what = nullptr) const {
-    const double before_rotation = noise::keyswitch_variance<I>() + noise::modulus_switch_variance<I>();
     constexpr double negligible = -1000;  // erfc underflows: far below any target
     double worst = negligible;
     auto log2_error = [](double margin, double variance) {
@@ -378,7 +407,7 @@ class Compiler {
       if (!graph_[id].is_lookup()) continue;
       const LookupPlan& p = *nodes_[id].lookup;
       if (std::size_t{2} << p.precision > I::polynomial_size) return 0;  // the table does not fit
-      const double variance = noise::pow2(2 * p.input_scale_log2) * nodes_[graph_[id].operands[0]].variance + before_rotation;
+      const double variance = p.rotation_variance;
       // Exact rounding keeps every input inside its interval: half an input step of margin.
       const int margin_shift = options_.rounding == Rounding::exact ? p.shift : 0;
       const double e = log2_error(noise::decoding_margin(p.precision) / noise::pow2(margin_shift), variance);

@@ -49,6 +49,10 @@ struct Node {
   // the lookup hull_if_exact reads its input without rounding
   std::vector<NodeId> hull_of{};
   NodeId hull_if_exact = 0;
+  // linear kinds: a range the values are assumed to stay in (calibrated on data, as
+  // Concrete's input sets do) where the worst case is wider; outside it, results wrap
+  // around the torus, and every run mode computes the same wrapped values
+  std::optional<ValueRange> assumed_range{};
   // gather
   IndexMap map{};
   // linear: one coefficient tensor per operand (scalar or broadcastable to shape);
@@ -61,11 +65,14 @@ struct Node {
   std::size_t groups = 1;
   // reduce_sum
   std::vector<std::size_t> axes{};
-  // lookup
-  TableFunction function{};
+  // lookup: one function for every element, or several, element i using
+  // functions[table_of[i]] (per-channel requantization)
+  std::vector<TableFunction> functions{};
+  std::vector<std::uint32_t> table_of{};
   std::optional<int> rounding_bits{};  // pinned by round_bits(); else the compiler decides
 
   bool is_lookup() const noexcept { return kind == NodeKind::lookup; }
+  std::size_t table_index(std::size_t element) const { return table_of.empty() ? 0 : table_of[element]; }
 };
 
 /// Nodes in creation order, which is a topological order: operands come first.

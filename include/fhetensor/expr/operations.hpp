@@ -300,7 +300,36 @@ template <class E, std::size_t N, class W>
 auto apply(const EncryptedTensor<E, N, W>& x, TableFunction f) {
   std::string label = f.name;
   return detail::add_node<N>(x.graph(), Node{.kind = NodeKind::lookup, .label = std::move(label), .shape = x.shape(),
-                                             .operands = {x.node()}, .function = std::move(f)});
+                                             .operands = {x.node()}, .functions = {std::move(f)}});
+}
+/// Element i gets functions[table_of[i]] (table_of in row-major order): per-channel
+/// requantization, for instance. Still one bootstrap per element.
+template <class E, std::size_t N, class W>
+auto apply(const EncryptedTensor<E, N, W>& x, std::vector<TableFunction> functions, std::vector<std::uint32_t> table_of) {
+  if (functions.empty()) shape_error("apply: no table function");
+  if (table_of.size() != element_count(x.shape()))
+    shape_error("apply: " + std::to_string(table_of.size()) + " table indices for a tensor of shape " + to_string(x.shape()));
+  for (std::uint32_t t : table_of)
+    if (t >= functions.size()) shape_error("apply: table index " + std::to_string(t) + " of " + std::to_string(functions.size()));
+  std::string label = functions[0].name + (functions.size() > 1 ? " (" + std::to_string(functions.size()) + " tables)" : "");
+  if (functions.size() == 1) table_of.clear();
+  return detail::add_node<N>(x.graph(), Node{.kind = NodeKind::lookup, .label = std::move(label), .shape = x.shape(),
+                                             .operands = {x.node()}, .functions = std::move(functions),
+                                             .table_of = std::move(table_of)});
+}
+
+/// Declares that x's values stay in `range` (measured on calibration data) although the
+/// worst case over all inputs is wider: encodings and table roundings then use `range`,
+/// and a value outside it wraps around the torus in every run mode alike (Concrete's
+/// input-set bounds have the same contract). Only linear results take an assumed range.
+template <class E, std::size_t N, class W>
+auto assume_range(const EncryptedTensor<E, N, W>& x, ValueRange range) {
+  Node& n = (*x.graph())[x.node()];
+  if (n.kind == NodeKind::lookup || n.kind == NodeKind::input)
+    shape_error("assume_range: the range of a table or an input is already exact");
+  n.assumed_range = n.assumed_range ? ValueRange{std::max(n.assumed_range->lo, range.lo), std::min(n.assumed_range->hi, range.hi)}
+                                    : range;
+  return EncryptedTensor<E, N>(x.graph(), x.node());
 }
 template <class E, std::size_t N, class W, class F>
   requires std::is_invocable_r_v<std::int64_t, F, std::int64_t>

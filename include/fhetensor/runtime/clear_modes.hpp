@@ -36,7 +36,8 @@ struct FloatDomain : ScalarDomain<double> {
   const CompiledModel& model;
   explicit FloatDomain(const CompiledModel& m) : model(m) {}
   void lookup(NodeId id, const Buffer& in, std::size_t j, Buffer& out, std::size_t i, std::size_t) {
-    out[i] = model.graph[id].function.real(in[j]);
+    const Node& n = model.graph[id];
+    out[i] = n.functions[n.table_index(i)].real(in[j]);
   }
 };
 
@@ -45,7 +46,7 @@ struct ClearDomain : ScalarDomain<std::int64_t> {
   explicit ClearDomain(const CompiledModel& m) : model(m) {}
   void lookup(NodeId id, const Buffer& in, std::size_t j, Buffer& out, std::size_t i, std::size_t) {
     const LookupPlan& p = *model.nodes[id].lookup;
-    out[i] = p.table[static_cast<std::size_t>(p.index_of(in[j]))];
+    out[i] = p.apply(p.tables[model.graph[id].table_index(i)], in[j]);
   }
 };
 
@@ -65,45 +66,32 @@ inline double normal_sample(std::uint64_t seed, std::uint64_t stream, std::uint6
   return std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * std::numbers::pi * u2);
 }
 
-/// What key switching and modulus switching add before a blind rotation (torus units);
-/// the compiler gave every node's own variance.
-struct NoiseModel {
-  double before_rotation = 0;
-  static NoiseModel of(const CompiledModel& m) {
-    return with_menu_instance(m.instance, []<class I>(std::type_identity<I>) {
-      return NoiseModel{noise::keyswitch_variance<I>() + noise::modulus_switch_variance<I>()};
-    });
-  }
-};
-
 struct SimulateDomain : ScalarDomain<std::int64_t> {
   const CompiledModel& model;
-  NoiseModel noise_model;
   std::uint64_t seed;
-  SimulateDomain(const CompiledModel& m, std::uint64_t s) : model(m), noise_model(NoiseModel::of(m)), seed(s) {}
+  SimulateDomain(const CompiledModel& m, std::uint64_t s) : model(m), seed(s) {}
 
   // The phase at the blind rotation, in units of the table's step, is the index (plus
   // half an input step when rounding) plus Gaussian noise; the nearest box wins, and
   // boxes past either end wrap negacyclically, negated.
   void lookup(NodeId id, const Buffer& in, std::size_t j, Buffer& out, std::size_t i, std::size_t) {
     const LookupPlan& p = *model.nodes[id].lookup;
-    const double variance = std::ldexp(p.input_variance, 2 * p.input_scale_log2) +
-                            noise_model.before_rotation;
-    const double step = std::ldexp(1.0, 63 - p.precision);
-    const double d = static_cast<double>(in[j] - p.offset);
-    const double position = p.shift == 0 ? d : std::ldexp(d, -p.shift) + std::ldexp(1.0, -p.shift - 1);
-    const double noisy = position + normal_sample(seed, id, i) * std::sqrt(variance) / step;
-    const auto boxes = std::int64_t{1} << p.precision;
-    std::int64_t box = static_cast<std::int64_t>(std::floor(noisy + 0.5)) % (2 * boxes);
-    if (box < 0) box += 2 * boxes;
-    out[i] = box < boxes ? p.table[static_cast<std::size_t>(box)] : -p.table[static_cast<std::size_t>(box - boxes)];
+    // The noise, in units of a box, moves the noiseless phase (where within its box it
+    // sits matters for approximate rounding) into a neighbouring box.
+    const int box_bits = 63 - p.precision;
+    const std::uint64_t phase = p.phase_of(in[j]);
+    const double within = std::ldexp(static_cast<double>(phase & ((std::uint64_t{1} << box_bits) - 1)), -box_bits);
+    const double noise = normal_sample(seed, id, i) * std::sqrt(p.rotation_variance) / std::ldexp(1.0, box_bits);
+    const auto moved = static_cast<std::uint64_t>(static_cast<std::int64_t>(std::floor(within + noise)));
+    const std::uint64_t box = ((phase >> box_bits) + moved) & ((std::uint64_t{2} << p.precision) - 1);
+    out[i] = p.output_of_box(p.tables[model.graph[id].table_index(i)], box);
   }
 
   /// A decryption of output `id`, element i: its noise may also round to a neighbour.
   std::int64_t decrypt(NodeId id, std::size_t i, std::int64_t value) const {
     const double step = std::ldexp(1.0, model.encoding_shift(id));
     const double sigma = std::sqrt(model.nodes[id].variance) / step;
-    return value + static_cast<std::int64_t>(std::llround(normal_sample(seed, ~std::uint64_t{id}, i) * sigma));
+    return model.decoded(id, value + static_cast<std::int64_t>(std::llround(normal_sample(seed, ~std::uint64_t{id}, i) * sigma)));
   }
 };
 
@@ -156,7 +144,10 @@ inline std::vector<xt::xarray<double>> run_float(const CompiledModel& m, const s
 
 inline std::vector<ClearTensor> run_clear(const CompiledModel& m, const std::vector<ClearTensor>& inputs, RunOptions options = {}) {
   detail::ClearDomain domain(m);
-  return detail::run_scalar_mode(m, domain, inputs, std::move(options));
+  auto outputs = detail::run_scalar_mode(m, domain, inputs, std::move(options));
+  for (std::size_t k = 0; k < outputs.size(); ++k)
+    for (auto& v : outputs[k]) v = m.decoded(m.outputs[k], v);
+  return outputs;
 }
 
 inline std::vector<ClearTensor> simulate(const CompiledModel& m, const std::vector<ClearTensor>& inputs, std::uint64_t seed,

@@ -96,9 +96,11 @@ class ExecuteDomain {
     for (NodeId id : ids) {
       const LookupPlan& p = *model_.nodes[id].lookup;
       const int out_shift = model_.encoding_shift(id);
-      tables_[id].emplace(Encoding{p.precision}, [&](std::int64_t j) {
-        return static_cast<Torus>(p.table[static_cast<std::size_t>(j)]) << out_shift;
-      });
+      tables_[id].clear();
+      for (const LookupPlan::Table& table : p.tables)
+        tables_[id].emplace_back(Encoding{p.precision}, [&](std::int64_t j) {
+          return static_cast<Torus>(table[static_cast<std::size_t>(j)]) << out_shift;
+        });
     }
   }
 
@@ -113,7 +115,7 @@ class ExecuteDomain {
     const int step = 63 - p.precision - p.shift;
     x[row - 1] -= static_cast<Torus>(p.offset) << step;
     if (p.shift > 0) x[row - 1] += Torus{1} << (step - 1);
-    apply_lookup_table_into(s.output, s.input, *tables_[id], keys_, s.pbs);
+    apply_lookup_table_into(s.output, s.input, tables_[id][model_.graph[id].table_index(i)], keys_, s.pbs);
     std::memcpy(out.data.data() + i * row, s.output.data().data(), row * sizeof(Torus));
   }
 
@@ -124,7 +126,7 @@ class ExecuteDomain {
   };
   const CompiledModel& model_;
   const EvaluationKeys<I>& keys_;
-  std::vector<std::optional<LookupTable<I>>> tables_;
+  std::vector<std::vector<LookupTable<I>>> tables_;
   std::vector<Scratch> scratch_;
 };
 
