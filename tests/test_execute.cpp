@@ -207,3 +207,57 @@ TEST_CASE("encrypted inputs are checked against the model", "[execute]") {
   ct[0].shape = {2, 2};
   CHECK_THROWS_AS(run(m, ct, *keys.server_keys()), std::invalid_argument);
 }
+
+TEST_CASE("per-element tables run encrypted equal to their functions", "[execute]") {
+  // Element i uses table i % 3.
+  const std::vector<TableFunction> tables{table::relu(), table::clip(-2, 2), table::divide(3)};
+  std::vector<std::uint32_t> table_of(9);
+  for (std::size_t i = 0; i < table_of.size(); ++i) table_of[i] = static_cast<std::uint32_t>(i % 3);
+  auto x = Encrypted<Tensor<int, 1>, SignedBits<4>>::input({9});
+  const CompiledModel m = compile(apply(x, tables, table_of));
+  REQUIRE(m.nodes[m.outputs[0]].lookup->tables.size() == 3);
+  Csprng rng = Csprng::from_os_entropy();
+  ClientKeys keys = ClientKeys::generate(m, rng);
+  std::mt19937_64 gen(4);
+  for (int trial = 0; trial < 4; ++trial) {
+    const ClearTensor in = random_tensor(gen, {9}, {-8, 7});
+    const ClearTensor got = keys.decrypt(m, run(m, keys.encrypt(m, {in}), *keys.server_keys()))[0];
+    for (std::size_t i = 0; i < 9; ++i) REQUIRE(got(i) == tables[i % 3].integer(in(i)));
+  }
+}
+
+TEST_CASE("assumed ranges wrap encrypted exactly as clear and simulate compute", "[execute]") {
+  std::mt19937_64 gen(17);
+  Tensor<int, 2> w = xt::zeros<int>({8, 6});
+  for (auto& v : w) v = std::uniform_int_distribution<int>(-3, 3)(gen);
+  // The accumulator is assumed to stay within a small part of its worst case, so that
+  // some inputs leave the assumed range: the table then reads a wrapped phase, and the
+  // decrypted sum wraps too.
+  auto build = [&](bool assume) {
+    auto x = Encrypted<Tensor<int, 2>, Bits<4>>::input({2, 8});
+    auto acc = dense(x, w, 1);
+    auto total = sum<1>(acc, {1});
+    if (assume) acc = assume_range(acc, ValueRange{-12, 12}), total = assume_range(total, ValueRange{-16, 16});
+    return compile(std::tuple{relu(acc), total},
+                   CompileOptions{.rounding_bits = 6, .error_probability = 0x1p-40, .rounding = Rounding::approximate});
+  };
+  const CompiledModel assumed = build(true), worst = build(false);
+  CHECK(assumed.component_bits[assumed.nodes[assumed.outputs[1]].component] <
+        worst.component_bits[worst.nodes[worst.outputs[1]].component]);
+  Csprng rng = Csprng::from_os_entropy();
+  ClientKeys keys = ClientKeys::generate(assumed, rng);
+  std::size_t wrapped = 0;
+  for (int trial = 0; trial < 12; ++trial) {
+    const std::vector<ClearTensor> in{random_tensor(gen, {2, 8}, {0, 15})};
+    const auto expected = run_clear(assumed, in);
+    const auto got = keys.decrypt(assumed, run(assumed, keys.encrypt(assumed, in), *keys.server_keys()));
+    REQUIRE(got[0] == expected[0]);
+    REQUIRE(got[1] == expected[1]);
+    const bool simulated_equal = simulate(assumed, in, static_cast<std::uint64_t>(trial))[1] == expected[1];
+    REQUIRE(simulated_equal);
+    const auto exact = run_clear(worst, in);
+    for (std::size_t i = 0; i < exact[1].size(); ++i) wrapped += exact[1].flat(i) != expected[1].flat(i);
+  }
+  INFO("decrypted sums that wrapped: " << wrapped << " of 24");
+  CHECK(wrapped > 0);
+}
