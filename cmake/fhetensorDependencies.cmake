@@ -15,3 +15,6 @@ if(NOT TARGET fhetensor::fftw3)
 endif()
 # xtensor (clear tensors) is header-only; its package config brings xtl along.
 find_dependency(xtensor)
+# zlib is optional: only fhetensor::io (gzipped idx datasets) needs it, so the core target
+# never depends on it and the io target exists only where zlib is found.
+find_package(ZLIB QUIET)

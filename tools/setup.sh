@@ -13,6 +13,11 @@ packages=(
   libcereal-dev         # serialization
   libbenchmark-dev      # bench/
   python3               # tools/bench_to_markdown.py
+  zlib1g-dev            # fhetensor::io: gzipped idx datasets
+  python3-numpy python3-torch python3-onnx   # tools/train_classifier.py
+  python3-matplotlib    # tools/plot_accuracy_bits.py
+  libonnx-testdata      # ONNX operator test cases
+  dataset-fashion-mnist # Fashion-MNIST idx files (MNIST itself is in ../shared/data)
 )
 
 missing=()

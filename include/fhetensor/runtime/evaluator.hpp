@@ -17,7 +17,7 @@ FHETENSOR_BEGIN_NAMESPACE
 
 struct RunOptions {
   std::size_t threads = default_thread_count();
-  ProgressCallback progress;  // e.g. terminal_progress_bar()
+  ProgressCallback progress{};  // e.g. terminal_progress_bar()
 };
 
 /// What every run mode provides to the evaluator.

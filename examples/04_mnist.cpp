@@ -1,0 +1,182 @@
+// Tutorial 04: a classifier trained in PyTorch (tools/train_classifier.py), imported from
+// ONNX (tools/onnx_import.py -> models/<dataset>/*.hpp and *.weights), quantized after
+// training with calibration images, and run on encrypted images. Reports accuracy over the
+// test set in float, clear integers and simulate, then encrypted on the first images:
+// accuracy, agreement with simulate, PBS per image and seconds per image.
+//
+//   example_04_mnist [mnist|fashion] [--encrypted N] [--test N] [--bits B] [--rounding-bits R]
+//                    [--error-probability P] [--csv FILE]
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <string>
+#include <xtensor/xsort.hpp>
+
+#include <fhetensor/fhetensor.hpp>
+#include <fhetensor/io/idx.hpp>
+#include <fhetensor/nn/quantize.hpp>
+
+#include "fashion/fashion_cnn.hpp"
+#include "mnist/mnist_cnn.hpp"
+
+using namespace fhetensor;
+
+namespace {
+
+struct Options {
+  std::string dataset = "mnist";
+  std::size_t encrypted = 100, test = 10000, calibration = 1000;
+  int bits = 0;  // weights and activations; 0: the library's defaults
+  int weight_bits = 0;
+  int rounding_bits = 6;
+  int refine = 1;
+  double margin = 0.1;
+  double error_probability = 0x1p-20;
+  std::string csv;
+};
+
+Options parse(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto next = [&]() -> std::string {
+      if (i + 1 >= argc) throw std::invalid_argument(a + " needs a value");
+      return argv[++i];
+    };
+    if (a == "mnist" || a == "fashion") o.dataset = a;
+    else if (a == "--encrypted") o.encrypted = std::stoul(next());
+    else if (a == "--test") o.test = std::stoul(next());
+    else if (a == "--bits") o.bits = std::stoi(next());
+    else if (a == "--weight-bits") o.weight_bits = std::stoi(next());
+    else if (a == "--rounding-bits") o.rounding_bits = std::stoi(next());
+    else if (a == "--error-probability") o.error_probability = std::stod(next());
+    else if (a == "--csv") o.csv = next();
+    else if (a == "--refine") o.refine = std::stoi(next());
+    else if (a == "--margin") o.margin = std::stod(next());
+    else throw std::invalid_argument("unknown argument " + a);
+  }
+  return o;
+}
+
+struct Split {
+  std::vector<xt::xarray<float>> images;
+  std::vector<std::uint8_t> labels;
+};
+
+Split load(io::Dataset dataset, io::Split split, std::size_t limit) {
+  const auto files = io::find_dataset(dataset, split);
+  if (!files) throw std::runtime_error("dataset not found: set FHETENSOR_DATA, or install dataset-fashion-mnist");
+  const io::IdxImages raw = io::read_idx_images(files->images, limit);
+  Split s{{}, io::read_idx_labels(files->labels, limit)};
+  for (std::size_t i = 0; i < raw.count; ++i) {
+    xt::xarray<float> image = xt::xarray<float>::from_shape({1, 1, raw.rows, raw.cols});
+    for (std::size_t p = 0; p < raw.image_size(); ++p) image.flat(p) = static_cast<float>(raw.image(i)[p]) / 255.0f;
+    s.images.push_back(std::move(image));
+  }
+  return s;
+}
+
+std::size_t argmax(const auto& t) { return static_cast<std::size_t>(xt::argmax(t)()); }
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+template <class Model>
+int run(const Options& o) {
+  const io::Dataset dataset = o.dataset == "mnist" ? io::Dataset::mnist : io::Dataset::fashion_mnist;
+  const nn::WeightFile weights = nn::WeightFile::load(std::string(FHETENSOR_MODELS_DIR) + "/" + o.dataset + "/" + Model::name + ".weights");
+  const Split train = load(dataset, io::Split::train, o.calibration);
+  const Split test = load(dataset, io::Split::test, o.test);
+  const std::size_t n = test.images.size();
+
+  // 1. float, and calibration on training images
+  auto t0 = std::chrono::steady_clock::now();
+  const nn::Calibration calibration = nn::calibrate<Model>(weights, train.images);
+  std::vector<std::size_t> float_class(n);
+  parallel_for(n, [&](std::size_t i, std::size_t) {
+    nn::FloatNet net(weights, {}, 1);
+    float_class[i] = argmax(Model::forward(net, typename nn::FloatNet::template Value<4>(test.images[i])));
+  });
+  std::printf("%s: float model over %zu test images, calibrated on %zu training images (%.1f s)\n", Model::name, n,
+              train.images.size(), seconds_since(t0));
+
+  // 2. quantize and compile
+  nn::QuantizationOptions q;
+  if (o.bits) q.weight_bits = q.activation_bits = o.bits;
+  if (o.weight_bits) q.weight_bits = o.weight_bits;
+  q.max_channel_refinement = o.refine;
+  q.range_margin = o.margin;
+  const CompileOptions compile_options{.rounding_bits = o.rounding_bits, .error_probability = o.error_probability,
+                                       .rounding = Rounding::approximate};
+  t0 = std::chrono::steady_clock::now();
+  const nn::QuantizedModel model = nn::quantize<Model>(weights, calibration, q, compile_options);
+  std::printf("quantized (weights %d bits, activations %d bits, input %d bits) and compiled in %.1f s\n\n%s\n",
+              q.weight_bits, q.activation_bits, q.input_bits, seconds_since(t0), explain(model.compiled).c_str());
+
+  // 3. clear integers and simulate over the test set
+  t0 = std::chrono::steady_clock::now();
+  std::vector<std::size_t> clear_class(n), simulated_class(n);
+  std::vector<ClearTensor> simulated(n);
+  parallel_for(n, [&](std::size_t i, std::size_t) {
+    const ClearTensor in = model.quantize_input(test.images[i]);
+    clear_class[i] = argmax(run_clear(model.compiled, {in}, RunOptions{.threads = 1})[0]);
+    simulated[i] = simulate(model.compiled, {in}, i, RunOptions{.threads = 1})[0];
+    simulated_class[i] = argmax(simulated[i]);
+  });
+  auto accuracy = [&](const std::vector<std::size_t>& c, std::size_t count) {
+    std::size_t right = 0;
+    for (std::size_t i = 0; i < count; ++i) right += c[i] == test.labels[i];
+    return 100.0 * static_cast<double>(right) / static_cast<double>(count);
+  };
+  std::printf("over %zu test images (%.1f s): float %.2f%%, clear %.2f%%, simulate %.2f%%\n", n, seconds_since(t0),
+              accuracy(float_class, n), accuracy(clear_class, n), accuracy(simulated_class, n));
+
+  // 4. encrypted, on the first images
+  const std::size_t e = std::min(o.encrypted, n);
+  std::vector<std::size_t> encrypted_class(e);
+  std::size_t agree = 0, equal = 0;
+  double seconds = 0;
+  if (e > 0) {
+    t0 = std::chrono::steady_clock::now();
+    ClientKeys keys = ClientKeys::generate(model.compiled);
+    std::printf("\nkeys for %s generated in %.1f s\n", model.compiled.instance_name.c_str(), seconds_since(t0));
+    for (std::size_t i = 0; i < e; ++i) {
+      t0 = std::chrono::steady_clock::now();
+      const auto ciphertext = keys.encrypt(model.compiled, {model.quantize_input(test.images[i])});  // client
+      const auto result = run(model.compiled, ciphertext, *keys.server_keys());                     // server
+      const ClearTensor decrypted = keys.decrypt(model.compiled, result)[0];                         // client
+      seconds += seconds_since(t0);
+      encrypted_class[i] = argmax(model.dequantize_output(decrypted));
+      agree += encrypted_class[i] == simulated_class[i];
+      equal += decrypted == run_clear(model.compiled, {model.quantize_input(test.images[i])})[0];
+      std::printf("\rimage %zu/%zu: label %u, encrypted class %zu, %.2f s per image, accuracy so far %.1f%%   ", i + 1, e,
+                  test.labels[i], encrypted_class[i], seconds / static_cast<double>(i + 1), accuracy(encrypted_class, i + 1));
+      std::fflush(stdout);
+    }
+    std::printf("\n\nencrypted, first %zu test images: accuracy %.2f%% (float %.2f%%, clear %.2f%%, simulate %.2f%% on the "
+                "same images); class equal to simulate's on %zu/%zu, output equal to clear on %zu/%zu; %zu PBS per image, "
+                "%.2f s per image on %zu threads\n",
+                e, accuracy(encrypted_class, e), accuracy(float_class, e), accuracy(clear_class, e),
+                accuracy(simulated_class, e), agree, e, equal, e, model.compiled.statistics.bootstraps,
+                seconds / static_cast<double>(e), default_thread_count());
+  }
+  if (!o.csv.empty()) {
+    std::ofstream csv(o.csv, std::ios::app);
+    const int bits = o.bits ? o.bits : q.activation_bits;
+    csv << o.dataset << "," << bits << ",float," << accuracy(float_class, n) << "\n"
+        << o.dataset << "," << bits << ",clear," << accuracy(clear_class, n) << "\n"
+        << o.dataset << "," << bits << ",simulate," << accuracy(simulated_class, n) << "\n";
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) try {
+  const Options o = parse(argc, argv);
+  return o.dataset == "mnist" ? run<fhetensor_models::mnist_cnn::Model>(o) : run<fhetensor_models::fashion_cnn::Model>(o);
+} catch (const std::exception& e) {
+  std::fprintf(stderr, "example_04_mnist: %s\n", e.what());
+  return 1;
+}

@@ -1,0 +1,157 @@
+// Post-training quantization: a model written as the importer writes them, with random
+// weights, quantized from calibration data; its clear-integer outputs must track the float
+// net's, more closely with more bits, and run encrypted equal to the clear computation.
+#include <catch2/catch.hpp>
+
+#include <random>
+#include <xtensor/xsort.hpp>
+#include <fhetensor/fhetensor.hpp>
+#include <fhetensor/nn/quantize.hpp>
+
+using namespace fhetensor;
+
+namespace {
+
+// What tools/onnx_import.py emits, written by hand: every kind of layer the quantized net
+// treats differently (per-channel accumulators, pooling, batch norm, residual add, concat).
+struct SmallCnn {
+  static constexpr std::array<std::size_t, 4> input_shape{1, 2, 6, 6};
+  template <class Net>
+  static auto forward(Net& net, const typename Net::template Value<4>& x) {
+    using nn::ConvAttributes, nn::PoolAttributes, nn::GemmAttributes;
+    auto c1 = net.conv("conv1", x, "conv1.w", "conv1.b", ConvAttributes{{1, 1}, {1, 1, 1, 1}, {1, 1}, 1});
+    auto b1 = net.batch_norm("bn1", c1, "bn1.scale", "bn1.bias", "bn1.mean", "bn1.var", 1e-5f);
+    auto r1 = net.relu("relu1", b1);
+    auto c2 = net.conv("conv2", r1, "conv2.w", "", ConvAttributes{{1, 1}, {1, 1, 1, 1}, {1, 1}, 4});  // depthwise
+    auto r2 = net.relu("relu2", c2);
+    auto sum = net.add("residual", r1, r2);
+    auto pooled = net.average_pool("pool", sum, PoolAttributes{.kernel = {2, 2}, .strides = {2, 2}});
+    auto maxed = net.max_pool("maxpool", net.relu("relu3", sum), PoolAttributes{.kernel = {2, 2}, .strides = {2, 2}});
+    auto both = net.concat("concat", 1, net.relu("relu4", pooled), maxed);
+    auto flat = net.flatten("flatten", both, 1);
+    auto hidden = net.relu("relu5", net.gemm("fc1", flat, "fc1.w", "fc1.b", GemmAttributes{1, 1, true}));
+    auto scaled = net.mul_constant("scale", hidden, "half");
+    return net.gemm("fc2", scaled, "fc2.w", "fc2.b", GemmAttributes{});
+  }
+};
+
+// A model small enough to run encrypted in a test: 8 inputs, 6 hidden units, 3 outputs.
+struct TinyMlp {
+  static constexpr std::array<std::size_t, 2> input_shape{1, 8};
+  template <class Net>
+  static auto forward(Net& net, const typename Net::template Value<2>& x) {
+    auto hidden = net.relu("relu", net.gemm("fc1", x, "fc1.w", "fc1.b", nn::GemmAttributes{}));
+    return net.gemm("fc2", hidden, "fc2.w", "", nn::GemmAttributes{.alpha = 2, .beta = 1, .trans_b = true});
+  }
+};
+
+xt::xarray<float> random_array(std::mt19937_64& gen, std::vector<std::size_t> shape, float lo, float hi) {
+  xt::xarray<float> a = xt::xarray<float>::from_shape(shape);
+  std::uniform_real_distribution<float> d(lo, hi);
+  for (auto& v : a) v = d(gen);
+  return a;
+}
+
+nn::WeightFile small_cnn_weights(std::mt19937_64& gen) {
+  nn::WeightFile w;
+  w.insert("conv1.w", random_array(gen, {4, 2, 3, 3}, -0.5f, 0.5f));
+  w.insert("conv1.b", random_array(gen, {4}, -0.2f, 0.2f));
+  w.insert("bn1.scale", random_array(gen, {4}, 0.5f, 1.5f));
+  w.insert("bn1.bias", random_array(gen, {4}, -0.1f, 0.1f));
+  w.insert("bn1.mean", random_array(gen, {4}, -0.1f, 0.1f));
+  w.insert("bn1.var", random_array(gen, {4}, 0.5f, 1.5f));
+  w.insert("conv2.w", random_array(gen, {4, 1, 3, 3}, -0.5f, 0.5f));
+  w.insert("fc1.w", random_array(gen, {16, 72}, -0.3f, 0.3f));  // transposed: [out, in]
+  w.insert("fc1.b", random_array(gen, {16}, -0.1f, 0.1f));
+  w.insert("half", xt::xarray<float>(0.5f));
+  w.insert("fc2.w", random_array(gen, {16, 3}, -0.5f, 0.5f));
+  w.insert("fc2.b", random_array(gen, {3}, -0.1f, 0.1f));
+  return w;
+}
+
+std::vector<xt::xarray<float>> random_images(std::mt19937_64& gen, std::size_t count) {
+  std::vector<xt::xarray<float>> images;
+  for (std::size_t i = 0; i < count; ++i) images.push_back(random_array(gen, {1, 2, 6, 6}, -1.0f, 1.0f));
+  return images;
+}
+
+/// Mean |quantized - float| output over the images, relative to the float outputs' span.
+double relative_error(const nn::QuantizedModel& q, const nn::WeightFile& w, const std::vector<xt::xarray<float>>& images) {
+  nn::FloatNet net(w);
+  double total = 0, lo = 1e300, hi = -1e300;
+  std::size_t count = 0;
+  for (const auto& image : images) {
+    const xt::xarray<float> expected = SmallCnn::forward(net, nn::FloatNet::Value<4>(image));
+    const auto got = q.dequantize_output(run_clear(q.compiled, {q.quantize_input(image)})[0]);
+    for (std::size_t i = 0; i < got.size(); ++i) {
+      total += std::abs(got.flat(i) - expected.flat(i)), ++count;
+      lo = std::min(lo, double(expected.flat(i))), hi = std::max(hi, double(expected.flat(i)));
+    }
+  }
+  return total / static_cast<double>(count) / (hi - lo);
+}
+
+}  // namespace
+
+TEST_CASE("quantized models track the float model, closer with more bits", "[quantize]") {
+  std::mt19937_64 gen(7);
+  const nn::WeightFile w = small_cnn_weights(gen);
+  const auto calibration_images = random_images(gen, 64), test_images = random_images(gen, 64);
+  const nn::Calibration c = nn::calibrate<SmallCnn>(w, calibration_images);
+  CHECK(c.samples == 64);
+  CHECK(c.ranges.count("relu5") == 1);
+  // Tables read 6 bits at most; noise grows with the weights' magnitude, so weights stay narrow.
+  const CompileOptions loose{.rounding_bits = 6, .error_probability = 0.05, .rounding = Rounding::approximate};
+  double previous = 1e9;
+  for (int bits : {2, 3, 5}) {
+    const auto q = nn::quantize<SmallCnn>(w, c, {.input_bits = bits, .weight_bits = bits, .activation_bits = bits}, loose);
+    const double error = relative_error(q, w, test_images);
+    INFO(bits << " bits: mean output error " << error << " of the output span");
+    CHECK(error < previous);
+    previous = error;
+    if (bits == 5) CHECK(error < 0.05);
+  }
+}
+
+TEST_CASE("per-channel weights use every level of each channel", "[quantize]") {
+  xt::xarray<double> w = {{1.0, -0.01}, {0.5, 0.02}, {-0.25, 0.005}};  // [K = 3, M = 2]
+  const nn::ChannelWeights q = nn::quantize_per_channel(w, 1, 4);
+  CHECK(q.values(0, 0) == 7);
+  CHECK(q.values(1, 1) == 7);  // the small column is not crushed to 0 by the large one
+  CHECK(q.scale[0] == Approx(1.0 / 7));
+  const nn::Quantizer u = nn::Quantizer::for_range({-1.0, 3.0}, 4);
+  CHECK(u.quantize(0.0) == u.zero);
+  CHECK(u.dequantize(u.quantize(3.0)) == Approx(3.0).margin(u.scale / 2));
+  CHECK(u.quantize(100.0) == 15);
+}
+
+TEST_CASE("a quantized model runs encrypted equal to its clear computation", "[quantize]") {
+  std::mt19937_64 gen(11);
+  nn::WeightFile w;
+  w.insert("fc1.w", random_array(gen, {8, 6}, -1.0f, 1.0f));
+  w.insert("fc1.b", random_array(gen, {6}, -0.2f, 0.2f));
+  w.insert("fc2.w", random_array(gen, {3, 6}, -1.0f, 1.0f));
+  std::vector<xt::xarray<float>> samples;
+  for (int i = 0; i < 64; ++i) samples.push_back(random_array(gen, {1, 8}, -1.0f, 1.0f));
+  const nn::Calibration c = nn::calibrate<TinyMlp>(w, samples);
+  // Exact rounding: encrypted results equal the clear ones for every input.
+  const auto q = nn::quantize<TinyMlp>(w, c, {.input_bits = 4, .weight_bits = 3, .activation_bits = 3},
+                                       CompileOptions{.rounding_bits = 4, .error_probability = 0x1p-40});
+  INFO(explain(q.compiled));
+  Csprng rng = Csprng::from_os_entropy();
+  ClientKeys keys = ClientKeys::generate(q.compiled, rng);
+  for (int trial = 0; trial < 6; ++trial) {
+    const ClearTensor in = q.quantize_input(random_array(gen, {1, 8}, -1.5f, 1.5f));  // also beyond calibration
+    const auto expected = run_clear(q.compiled, {in});
+    const auto got = keys.decrypt(q.compiled, run(q.compiled, keys.encrypt(q.compiled, {in}), *keys.server_keys()));
+    REQUIRE(got[0] == expected[0]);
+  }
+}
+
+TEST_CASE("quantization without a calibrated range names the node", "[quantize]") {
+  std::mt19937_64 gen(3);
+  const nn::WeightFile w = small_cnn_weights(gen);
+  nn::Calibration c = nn::calibrate<SmallCnn>(w, random_images(gen, 4));
+  c.ranges.erase("relu5");
+  CHECK_THROWS_WITH(nn::quantize<SmallCnn>(w, c), Catch::Contains("relu5"));
+}
