@@ -118,12 +118,12 @@ int run(const Options& o) {
   // 3. clear integers and simulate over the test set
   t0 = std::chrono::steady_clock::now();
   std::vector<std::size_t> clear_class(n), simulated_class(n);
-  std::vector<ClearTensor> simulated(n);
+  std::vector<ClearTensor> quantized(n), clear(n);
   parallel_for(n, [&](std::size_t i, std::size_t) {
-    const ClearTensor in = model.quantize_input(test.images[i]);
-    clear_class[i] = argmax(run_clear(model.compiled, {in}, RunOptions{.threads = 1})[0]);
-    simulated[i] = simulate(model.compiled, {in}, i, RunOptions{.threads = 1})[0];
-    simulated_class[i] = argmax(simulated[i]);
+    quantized[i] = model.quantize_input(test.images[i]);
+    clear[i] = run_clear(model.compiled, {quantized[i]}, RunOptions{.threads = 1})[0];
+    clear_class[i] = argmax(clear[i]);
+    simulated_class[i] = argmax(simulate(model.compiled, {quantized[i]}, i, RunOptions{.threads = 1})[0]);
   });
   auto accuracy = [&](const std::vector<std::size_t>& c, std::size_t count) {
     std::size_t right = 0;
@@ -144,13 +144,13 @@ int run(const Options& o) {
     std::printf("\nkeys for %s generated in %.1f s\n", model.compiled.instance_name.c_str(), seconds_since(t0));
     for (std::size_t i = 0; i < e; ++i) {
       t0 = std::chrono::steady_clock::now();
-      const auto ciphertext = keys.encrypt(model.compiled, {model.quantize_input(test.images[i])});  // client
+      const auto ciphertext = keys.encrypt(model.compiled, {quantized[i]});  // client
       const auto result = run(model.compiled, ciphertext, *keys.server_keys());                     // server
       const ClearTensor decrypted = keys.decrypt(model.compiled, result)[0];                         // client
       seconds += seconds_since(t0);
       encrypted_class[i] = argmax(model.dequantize_output(decrypted));
       agree += encrypted_class[i] == simulated_class[i];
-      equal += decrypted == run_clear(model.compiled, {model.quantize_input(test.images[i])})[0];
+      equal += decrypted == clear[i];
       std::printf("\nimage %zu/%zu: label %u, encrypted class %zu, %.2f s per image, accuracy so far %.1f%%   ", i + 1, e,
                   test.labels[i], encrypted_class[i], seconds / static_cast<double>(i + 1), accuracy(encrypted_class, i + 1));
       std::fflush(stdout);

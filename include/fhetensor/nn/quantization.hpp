@@ -79,27 +79,53 @@ struct Quantizer {
   double dequantize(std::int64_t q) const { return scale * static_cast<double>(q - zero); }
 };
 
+/// Which channel element i of a row-major tensor belongs to, along one axis.
+struct ChannelAxis {
+  std::size_t channels = 1;
+  std::size_t inner = 1;  // elements per step along the axis
+
+  template <class S>
+  static ChannelAxis of(const S& shape, std::size_t axis) {
+    ChannelAxis c{shape[axis], 1};
+    for (std::size_t a = axis + 1; a < shape.size(); ++a) c.inner *= shape[a];
+    return c;
+  }
+  std::size_t operator()(std::size_t i) const noexcept { return (i / inner) % channels; }
+};
+
 /// Symmetric signed weights, one scale per output channel: q = round(w / scale[c]) in
 /// [-(2^(bits-1) - 1), 2^(bits-1) - 1].
 struct ChannelWeights {
   ClearTensor values;
   std::vector<double> scale;
+  std::size_t axis = 0;
+
+  /// The sum of each channel's weights (what a zero point contributes to it).
+  std::vector<std::int64_t> channel_sums() const {
+    const auto channel_of = ChannelAxis::of(values.shape(), axis);
+    std::vector<std::int64_t> sums(channel_of.channels, 0);
+    for (std::size_t i = 0; i < values.size(); ++i) sums[channel_of(i)] += values.flat(i);
+    return sums;
+  }
 };
+
+/// w rounded to the levels of the given per-channel scales.
+inline ChannelWeights quantize_with_scales(const xt::xarray<double>& w, std::size_t axis, std::vector<double> scale) {
+  const auto channel_of = ChannelAxis::of(w.shape(), axis);
+  ChannelWeights q{ClearTensor::from_shape(w.shape()), std::move(scale), axis};
+  for (std::size_t i = 0; i < w.size(); ++i) q.values.flat(i) = std::llround(w.flat(i) / q.scale[channel_of(i)]);
+  return q;
+}
 
 /// `axis` is the output-channel axis (0 for convolution weights, 1 for [K, M] matrices).
 inline ChannelWeights quantize_per_channel(const xt::xarray<double>& w, std::size_t axis, int bits) {
   if (bits < 2 || bits > 24) throw std::invalid_argument("fhetensor: weights quantized to " + std::to_string(bits) + " bits");
-  const std::size_t channels = w.shape()[axis];
-  std::size_t inner = 1;
-  for (std::size_t a = axis + 1; a < w.dimension(); ++a) inner *= w.shape()[a];
-  auto channel_of = [&](std::size_t i) { return (i / inner) % channels; };
-  std::vector<double> largest(channels, 0.0);
+  const auto channel_of = ChannelAxis::of(w.shape(), axis);
+  std::vector<double> largest(channel_of.channels, 0.0);
   for (std::size_t i = 0; i < w.size(); ++i) largest[channel_of(i)] = std::max(largest[channel_of(i)], std::abs(w.flat(i)));
   const auto top = static_cast<double>((std::int64_t{1} << (bits - 1)) - 1);
-  ChannelWeights q{ClearTensor::from_shape(w.shape()), std::vector<double>(channels)};
-  for (std::size_t c = 0; c < channels; ++c) q.scale[c] = largest[c] > 0 ? largest[c] / top : 1.0;
-  for (std::size_t i = 0; i < w.size(); ++i) q.values.flat(i) = std::llround(w.flat(i) / q.scale[channel_of(i)]);
-  return q;
+  for (double& l : largest) l = l > 0 ? l / top : 1.0;
+  return quantize_with_scales(w, axis, std::move(largest));
 }
 
 /// Bit widths of one layer; unset ones take QuantizationOptions' defaults.

@@ -78,12 +78,9 @@ class QuantizedNet {
     const EncryptedTensor<int, 4> src = padded && in.zero != 0 ? EncryptedTensor<int, 4>(in.q - in.zero) : in.q;
     const std::int64_t folded_zero = padded ? 0 : in.zero;
     ClearTensor bias = ClearTensor::from_shape({c_out});
-    const std::size_t per_filter = q.values.size() / c_out;
-    for (std::size_t c = 0; c < c_out; ++c) {
-      std::int64_t weight_sum = 0;
-      for (std::size_t t = 0; t < per_filter; ++t) weight_sum += q.values.flat(c * per_filter + t);
-      bias(c) = bias_level(b, c, in.scale[0] * q.scale[c]) - folded_zero * weight_sum;
-    }
+    const std::vector<std::int64_t> weight_sums = q.channel_sums();
+    for (std::size_t c = 0; c < c_out; ++c)
+      bias(c) = bias_level(b, c, in.scale[0] * q.scale[c]) - folded_zero * weight_sums[c];
     auto acc = conv2d(src, q.values, bias, Conv2dOptions{a.strides, a.pads, a.dilations, a.group});
     return accumulator<4>(name, acc, per_axis(acc.shape(), 1, q.scale, in.scale[0]));
   }
@@ -312,13 +309,11 @@ class QuantizedNet {
   QValue<N> dense_layer(const std::string& name, const QValue<N>& x, const xt::xarray<double>& m, const std::string& b, double beta) {
     const QValue<N> in = as_levels(x);
     const ChannelWeights q = balanced_weights(name, m, 1, in.scale[0]);
-    const std::size_t k = q.values.shape()[0], cols = q.values.shape()[1];
+    const std::size_t cols = q.values.shape()[1];
     ClearTensor bias = ClearTensor::from_shape({cols});
-    for (std::size_t c = 0; c < cols; ++c) {
-      std::int64_t weight_sum = 0;
-      for (std::size_t r = 0; r < k; ++r) weight_sum += q.values(r, c);
-      bias(c) = bias_level(b, c, in.scale[0] * q.scale[c], beta) - in.zero * weight_sum;
-    }
+    const std::vector<std::int64_t> weight_sums = q.channel_sums();
+    for (std::size_t c = 0; c < cols; ++c)
+      bias(c) = bias_level(b, c, in.scale[0] * q.scale[c], beta) - in.zero * weight_sums[c];
     auto acc = dense(in.q, q.values, bias);
     return accumulator<N>(name, acc, per_axis(acc.shape(), N - 1, q.scale, in.scale[0]));
   }
@@ -334,26 +329,19 @@ class QuantizedNet {
     if (options_.max_channel_refinement <= 1 || it == calibration_.element_ranges.end()) return q;
     const std::size_t channels = q.scale.size(), elements = it->second.size();
     // Output elements: channel axis 1 of [N, C, H, W] for convolutions, the last for matrices.
-    const std::size_t inner = axis == 0 ? elements / channels : 1;
+    const ChannelAxis channel_of{channels, axis == 0 ? elements / channels : 1};
     std::vector<double> span(channels, 0.0);
     for (std::size_t e = 0; e < elements; ++e) {
       const RealRange& r = it->second[e];
       if (r.empty()) continue;
-      const std::size_t c = (e / inner) % channels;
+      const std::size_t c = channel_of(e);
       span[c] = std::max(span[c], std::max(std::abs(r.lo), std::abs(r.hi)) / (input_scale * q.scale[c]));
     }
     const double widest = *std::max_element(span.begin(), span.end());
-    std::vector<double> refine(channels, 1.0);
+    std::vector<double> scale = q.scale;
     for (std::size_t c = 0; c < channels; ++c)
-      if (span[c] > 0) refine[c] = std::clamp(std::floor(widest / span[c]), 1.0, static_cast<double>(options_.max_channel_refinement));
-    std::size_t inner_w = 1;
-    for (std::size_t a = axis + 1; a < w.dimension(); ++a) inner_w *= w.shape()[a];
-    for (std::size_t i = 0; i < w.size(); ++i) {
-      const std::size_t c = (i / inner_w) % channels;
-      q.values.flat(i) = std::llround(w.flat(i) * refine[c] / q.scale[c]);
-    }
-    for (std::size_t c = 0; c < channels; ++c) q.scale[c] /= refine[c];
-    return q;
+      if (span[c] > 0) scale[c] /= std::clamp(std::floor(widest / span[c]), 1.0, static_cast<double>(options_.max_channel_refinement));
+    return quantize_with_scales(w, axis, std::move(scale));
   }
 
   /// Bias b[c] (scalar b broadcasts) times beta in levels of `scale`; 0 without a bias.
@@ -365,10 +353,9 @@ class QuantizedNet {
 
   /// Per-element scales of a tensor whose axis `axis` carries channel scales times s.
   static std::vector<double> per_axis(const Shape& shape, std::size_t axis, const std::vector<double>& channel, double s) {
-    std::size_t inner = 1;
-    for (std::size_t a = axis + 1; a < shape.size(); ++a) inner *= shape[a];
+    const auto channel_of = ChannelAxis::of(shape, axis);
     std::vector<double> scale(element_count(shape));
-    for (std::size_t e = 0; e < scale.size(); ++e) scale[e] = channel[(e / inner) % shape[axis]] * s;
+    for (std::size_t e = 0; e < scale.size(); ++e) scale[e] = channel[channel_of(e)] * s;
     return scale;
   }
   template <std::size_t N>
