@@ -2,10 +2,13 @@
 // ONNX (tools/onnx_import.py -> models/<dataset>/*.hpp and *.weights), quantized after
 // training with calibration images, and run on encrypted images. Reports accuracy over the
 // test set in float, clear integers and simulate, then encrypted on the first images:
-// accuracy, agreement with simulate, PBS per image and seconds per image.
+// accuracy, agreement with simulate, PBS per image and seconds per image. With --qat, the
+// model fine-tuned by tools/qat.py and its recipe (ranges and bit widths) instead.
 //
-//   example_04_mnist [mnist|fashion] [--encrypted N] [--test N] [--bits B] [--rounding-bits R]
-//                    [--error-probability P] [--csv FILE]
+//   example_04_mnist [mnist|fashion] [--qat | --choose-bits] [--encrypted N] [--test N]
+//                    [--bits B] [--rounding-bits R] [--error-probability P] [--csv FILE]
+// --choose-bits: the library picks the widths (nn::choose_bits) on 2,000 training images
+// beyond the calibration ones.
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -15,6 +18,7 @@
 
 #include <fhetensor/fhetensor.hpp>
 #include <fhetensor/io/idx.hpp>
+#include <fhetensor/nn/choose_bits.hpp>
 #include <fhetensor/nn/quantize.hpp>
 
 #include "fashion/fashion_cnn.hpp"
@@ -26,9 +30,11 @@ namespace {
 
 struct Options {
   std::string dataset = "mnist";
+  bool qat = false;  // tools/qat.py's model and recipe
+  bool choose_bits = false;
   std::size_t encrypted = 100, test = 10000, calibration = 1000;
   int bits = 0;  // weights and activations; 0: the library's defaults
-  int weight_bits = 5;
+  int weight_bits = 0;  // 0: --bits, else 5
   int rounding_bits = 0;  // 0: 6 for MNIST, 7 for Fashion-MNIST (docs/tutorial.md)
   int refine = 1;
   double margin = 0.1;
@@ -45,6 +51,8 @@ Options parse(int argc, char** argv) {
       return argv[++i];
     };
     if (a == "mnist" || a == "fashion") o.dataset = a;
+    else if (a == "--qat") o.qat = true;
+    else if (a == "--choose-bits") o.choose_bits = true;
     else if (a == "--encrypted") o.encrypted = std::stoul(next());
     else if (a == "--test") o.test = std::stoul(next());
     else if (a == "--bits") o.bits = std::stoi(next());
@@ -56,6 +64,10 @@ Options parse(int argc, char** argv) {
     else if (a == "--margin") o.margin = std::stod(next());
     else throw std::invalid_argument("unknown argument " + a);
   }
+  if ((o.qat || o.choose_bits) && (o.bits || o.weight_bits || o.rounding_bits))
+    throw std::invalid_argument("--qat and --choose-bits set the bit widths: drop --bits, --weight-bits, --rounding-bits");
+  if (o.qat && (o.choose_bits || o.refine != 1 || o.margin != 0.1))
+    throw std::invalid_argument("--qat takes its widths and ranges from tools/qat.py's recipe: retrain to change them");
   if (o.rounding_bits == 0) o.rounding_bits = o.dataset == "mnist" ? 6 : 7;
   return o;
 }
@@ -86,29 +98,54 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 template <class Model>
 int run(const Options& o) {
   const io::Dataset dataset = o.dataset == "mnist" ? io::Dataset::mnist : io::Dataset::fashion_mnist;
-  const nn::WeightFile weights = nn::WeightFile::load(std::string(FHETENSOR_MODELS_DIR) + "/" + o.dataset + "/" + Model::name + ".weights");
-  const Split train = load(dataset, io::Split::train, o.calibration);
+  // QAT fine-tunes the weights and keeps the graph: the same Model, other files.
+  const std::string files = std::string(FHETENSOR_MODELS_DIR) + "/" + o.dataset + "/" + (o.qat ? o.dataset + "_qat" : Model::name);
+  const nn::WeightFile weights = nn::WeightFile::load(files + ".weights");
+  const std::size_t held_out = 2000;  // for --choose-bits
+  Split train = load(dataset, io::Split::train, o.qat ? 0 : o.calibration + (o.choose_bits ? held_out : 0));
+  std::vector<xt::xarray<float>> search_samples(train.images.begin() + static_cast<std::ptrdiff_t>(std::min(o.calibration, train.images.size())),
+                                               train.images.end());
+  train.images.resize(std::min(o.calibration, train.images.size()));
   const Split test = load(dataset, io::Split::test, o.test);
   const std::size_t n = test.images.size();
 
-  // 1. float, and calibration on training images
+  // 1. float, and calibration on training images (or the QAT recipe's)
   auto t0 = std::chrono::steady_clock::now();
-  const nn::Calibration calibration = nn::calibrate<Model>(weights, train.images);
+  nn::QuantizationOptions q;
+  int rounding_bits = o.rounding_bits;
+  nn::Calibration calibration;
+  if (o.qat) {
+    auto recipe = nn::QuantizationRecipe::load(files + ".quantization");
+    calibration = std::move(recipe.calibration), q = recipe.options, rounding_bits = recipe.rounding_bits;
+  } else {
+    calibration = nn::calibrate<Model>(weights, train.images);
+    if (o.bits) q.activation_bits = o.bits;
+    q.weight_bits = o.weight_bits ? o.weight_bits : o.bits ? o.bits : 5;
+    q.max_channel_refinement = o.refine;
+    q.range_margin = o.margin;
+    if (o.choose_bits) {
+      const auto t1 = std::chrono::steady_clock::now();
+      const nn::BitChoice choice = nn::choose_bits<Model>(
+          weights, calibration, search_samples, {.base = q, .compile = {.error_probability = o.error_probability, .rounding = Rounding::approximate}});
+      std::printf("bit widths searched on %zu training images (%.1f s): rounding/weights/activations, agreement with float, "
+                  "estimated s per image (1 core), set\n", search_samples.size(), seconds_since(t1));
+      for (const auto& c : choice.candidates)
+        std::printf("  %d/%d/%d  %6.2f%%  %6.1f  %s\n", c.compile.rounding_bits, c.options.weight_bits, c.options.activation_bits,
+                    100 * c.agreement, c.estimated_seconds, c.instance.c_str());
+      q = choice.chosen.options, rounding_bits = choice.chosen.compile.rounding_bits;
+      std::printf("chosen: %d rounding bits, %d-bit weights, %d-bit activations\n", rounding_bits, q.weight_bits, q.activation_bits);
+    }
+  }
   std::vector<std::size_t> float_class(n);
   parallel_for(n, [&](std::size_t i, std::size_t) {
     nn::FloatNet net(weights, {}, 1);
     float_class[i] = argmax(Model::forward(net, typename nn::FloatNet::template Value<4>(test.images[i])));
   });
-  std::printf("%s: float model over %zu test images, calibrated on %zu training images (%.1f s)\n", Model::name, n,
-              train.images.size(), seconds_since(t0));
+  std::printf("%s%s: float model over %zu test images, calibrated on %zu training images%s (%.1f s)\n", Model::name, o.qat ? " (QAT weights)" : "", n,
+              calibration.samples, o.qat ? " by tools/qat.py" : "", seconds_since(t0));
 
   // 2. quantize and compile
-  nn::QuantizationOptions q;
-  if (o.bits) q.weight_bits = q.activation_bits = o.bits;
-  if (o.weight_bits) q.weight_bits = o.weight_bits;
-  q.max_channel_refinement = o.refine;
-  q.range_margin = o.margin;
-  const CompileOptions compile_options{.rounding_bits = o.rounding_bits, .error_probability = o.error_probability,
+  const CompileOptions compile_options{.rounding_bits = rounding_bits, .error_probability = o.error_probability,
                                        .rounding = Rounding::approximate};
   t0 = std::chrono::steady_clock::now();
   const nn::QuantizedModel model = nn::quantize<Model>(weights, calibration, q, compile_options);
@@ -164,7 +201,7 @@ int run(const Options& o) {
   }
   if (!o.csv.empty()) {
     std::ofstream csv(o.csv, std::ios::app);
-    const int bits = o.rounding_bits;  // what a bootstrap reads: the width that sets the cost
+    const int bits = rounding_bits;  // what a bootstrap reads: the width that sets the cost
     csv << o.dataset << "," << bits << ",float," << accuracy(float_class, n) << "\n"
         << o.dataset << "," << bits << ",clear," << accuracy(clear_class, n) << "\n"
         << o.dataset << "," << bits << ",simulate," << accuracy(simulated_class, n) << "\n";

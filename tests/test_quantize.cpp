@@ -6,6 +6,7 @@
 #include <random>
 #include <xtensor/xsort.hpp>
 #include <fhetensor/fhetensor.hpp>
+#include <fhetensor/nn/choose_bits.hpp>
 #include <fhetensor/nn/quantize.hpp>
 
 using namespace fhetensor;
@@ -154,4 +155,30 @@ TEST_CASE("quantization without a calibrated range names the node", "[quantize]"
   nn::Calibration c = nn::calibrate<SmallCnn>(w, random_images(gen, 4));
   c.ranges.erase("relu5");
   CHECK_THROWS_WITH(nn::quantize<SmallCnn>(w, c), Catch::Contains("relu5"));
+}
+
+TEST_CASE("choose_bits picks the cheapest widths that keep the float model's top-1", "[quantize]") {
+  std::mt19937_64 gen(11);
+  const nn::WeightFile w = small_cnn_weights(gen);
+  const nn::Calibration c = nn::calibrate<SmallCnn>(w, random_images(gen, 64));
+  const auto samples = random_images(gen, 64);
+  nn::BitSearch search{.rounding_bits = {3, 4, 5, 6}, .weight_bits = {2, 3, 5}, .max_disagreement = 0.1};
+  search.compile.error_probability = 0.05;
+  const nn::BitChoice choice = nn::choose_bits<SmallCnn>(w, c, samples, search);
+  REQUIRE(!choice.candidates.empty());
+  CHECK(choice.chosen.agreement >= 0.9);
+  for (const auto& candidate : choice.candidates) {
+    INFO(candidate.compile.rounding_bits << "/" << candidate.options.weight_bits << "/" << candidate.options.activation_bits
+                                         << ": agreement " << candidate.agreement << ", " << candidate.estimated_seconds << " s");
+    CHECK(candidate.agreement >= 0.0);
+    CHECK(candidate.agreement <= 1.0);
+    if (candidate.agreement >= 0.9) CHECK(candidate.estimated_seconds >= choice.chosen.estimated_seconds);
+  }
+  // Wider is not worse on average: the widest candidate agrees at least as well as the narrowest.
+  CHECK(choice.candidates.back().agreement >= choice.candidates.front().agreement);
+
+  nn::BitSearch impossible{.rounding_bits = {1}, .weight_bits = {2}, .activation_bits_above_rounding = {0}, .max_disagreement = 0};
+  impossible.compile.error_probability = 0.05;
+  CHECK_THROWS_WITH(nn::choose_bits<SmallCnn>(w, c, samples, impossible), Catch::Contains("no bit width"));
+  CHECK_THROWS_WITH(nn::choose_bits<SmallCnn>(w, c, {}, search), Catch::Contains("needs samples"));
 }

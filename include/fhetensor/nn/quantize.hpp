@@ -2,11 +2,15 @@
 // Post-training quantization of an imported model (tools/onnx_import.py's header):
 //   Calibration c = nn::calibrate<Model>(weights, samples);         // float net, ranges
 //   QuantizedModel q = nn::quantize<Model>(weights, c, {...}, {...}); // compiled
+// or, for a model trained by tools/qat.py, its exported recipe:
+//   auto r = nn::QuantizationRecipe::load("model.quantization");
+//   QuantizedModel q = nn::quantize<Model>(weights, r.calibration, r.options, r.compile_options());
 // then q.quantize_input() on the client, any run mode on q.compiled, and
 // q.dequantize_output() after decryption.
 #include <cmath>
 #include <cstddef>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 #include <xtensor/xarray.hpp>
@@ -47,6 +51,68 @@ Calibration calibrate(const WeightFile& weights, const std::vector<xt::xarray<fl
   }
   return c;
 }
+
+/// What tools/qat.py trained a model for: the calibrated ranges it exported and the bit
+/// widths it trained with. quantize() with these reproduces, bit for bit, the integer model
+/// whose accuracy PyTorch reported. The file is a weight file of "range/<node>" [2],
+/// "element_ranges/<node>" [E, 2] and "option/<name>" [1] tensors.
+struct QuantizationRecipe {
+  Calibration calibration;
+  QuantizationOptions options;
+  int rounding_bits = 6;
+
+  static QuantizationRecipe load(const std::string& path) {
+    try {
+      return from(WeightFile::load(path));
+    } catch (const std::invalid_argument& e) {
+      throw WeightFileError(std::string(e.what()) + " (in " + path + ")");
+    }
+  }
+
+  static QuantizationRecipe from(const WeightFile& file) {
+    QuantizationRecipe r;
+    auto option = [&](const std::string& key) {
+      const std::string name = "option/" + key;
+      if (!file.contains(name) || file[name].size() != 1)
+        throw std::invalid_argument("fhetensor: the quantization recipe has no " + name);
+      return static_cast<double>(file[name].flat(0));
+    };
+    auto bits = [&](const std::string& key, int lo, int hi) {
+      const double v = option(key);
+      if (!(v >= lo && v <= hi) || v != std::floor(v))
+        throw std::invalid_argument("fhetensor: the recipe's " + key + " is " + std::to_string(v) + ", not " +
+                                    std::to_string(lo) + " to " + std::to_string(hi));
+      return static_cast<int>(v);
+    };
+    r.options.input_bits = bits("input_bits", 1, 24);
+    r.options.weight_bits = bits("weight_bits", 2, 24);
+    r.options.activation_bits = bits("activation_bits", 1, 24);
+    r.options.output_bits = bits("output_bits", 1, 24);
+    r.rounding_bits = bits("rounding_bits", 1, 8);
+    r.options.range_margin = option("range_margin");
+    if (file.contains("calibration/samples")) r.calibration.samples = static_cast<std::size_t>(file["calibration/samples"].flat(0));
+    for (const auto& [name, t] : file.tensors()) {
+      if (name.starts_with("range/")) {
+        if (t.size() != 2 || !(t.flat(0) <= t.flat(1)))
+          throw std::invalid_argument("fhetensor: the recipe's " + name + " is not a range [lo, hi]");
+        r.calibration.ranges[name.substr(6)] = {t.flat(0), t.flat(1)};
+      } else if (name.starts_with("element_ranges/")) {
+        if (t.dimension() != 2 || t.shape()[1] != 2)
+          throw std::invalid_argument("fhetensor: the recipe's " + name + " is not [elements, 2]");
+        std::vector<RealRange>& elements = r.calibration.element_ranges[name.substr(15)];
+        for (std::size_t e = 0; e < t.shape()[0]; ++e) elements.push_back({t(e, 0), t(e, 1)});
+      }
+    }
+    if (!r.calibration.ranges.count(Calibration::input_name))
+      throw std::invalid_argument("fhetensor: the quantization recipe has no range/input");
+    return r;
+  }
+
+  CompileOptions compile_options(CompileOptions o = {}) const {
+    o.rounding_bits = rounding_bits;
+    return o;
+  }
+};
 
 /// A compiled quantized model and the client's side of its quantization.
 struct QuantizedModel {

@@ -299,7 +299,7 @@ class QuantizedNet {
         const RealRange r = per_element ? it->second[e] : calibration_[name];
         if (s != 0 && !r.empty()) lo = std::min({lo, r.lo / s, r.hi / s}), hi = std::max({hi, r.lo / s, r.hi / s});
       }
-      const double margin = options_.range_margin * (hi - lo) + 1;
+      const double margin = std::fma(options_.range_margin, hi - lo, 1.0);  // one rounding, as tools/qat.py computes it
       q = assume_range(q, ValueRange{static_cast<std::int64_t>(std::floor(lo - margin)), static_cast<std::int64_t>(std::ceil(hi + margin))});
     }
     return {q, std::move(scale), 0, false, name};
