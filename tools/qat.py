@@ -469,7 +469,7 @@ def main() -> int:
         "dataset": args.dataset,
         "architecture": arch,
         "fine_tuned_from": str(source.relative_to(repo)) if source.is_relative_to(repo) else str(source),
-        "header": source.stem + ".hpp",
+        "header": Path(default_source).stem + ".hpp",
         "quantization": options.as_recipe(),
         "calibration_images": len(calibration_x),
         "epochs": args.epochs,
