@@ -1,7 +1,7 @@
 // Benchmarks of the TFHE operators for every precision of the menu (2^-64 sets):
 // external_product/P, blind_rotate/P, keyswitch/P, pbs/P (bootstrap: mod switch, blind
 // rotation, sample extraction), ks_pbs/P (key switch + bootstrap), keygen/P, and
-// pbs_throughput/P on 1 and 2 threads. Key sizes are reported as counters of keygen/P.
+// pbs_throughput/P on 1 and 2 threads; ks_pbs_batch/<set>/B. Key sizes are reported as counters of keygen/P.
 #include <benchmark/benchmark.h>
 
 #include <map>
@@ -120,9 +120,31 @@ void register_menu() {
     });
 }
 
+// ks_pbs_batch/<set>/B: B key switches + bootstraps with one pass over the bootstrapping
+// key (apply_lookup_tables_into, what encrypted execution runs); per_PBS is the time of one.
+template <TfheInstance I>
+void register_batches() {
+  for (std::size_t batch : {1, 2, 4, 8})
+    benchmark::RegisterBenchmark(("ks_pbs_batch/" + std::string(I::name) + "/" + std::to_string(batch)).c_str(),
+                                 [batch](benchmark::State& state) {
+                                   auto& f = fixture<I>();
+                                   PbsBatchWorkspace<I> ws(batch);
+                                   std::vector<LweCiphertext<I>> in(batch, f.input), out(batch);
+                                   std::vector<const LookupTable<I>*> tables(batch, &f.table);
+                                   for (auto _ : state) apply_lookup_tables_into<I>(out, in, tables, f.eval, ws);
+                                   state.counters["per_PBS"] = benchmark::Counter(
+                                       static_cast<double>(state.iterations() * batch),
+                                       benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+                                 })
+        ->Unit(benchmark::kMillisecond);
+}
+
 const bool registered = [] {
   [&]<int... I>(std::integer_sequence<int, I...>) { (register_precision<I + 1>(), ...); }(std::make_integer_sequence<int, 8>{});
   register_menu();
+  register_batches<TfheN2048>();
+  register_batches<TfheN2048Quiet>();
+  register_batches<TfheN4096>();
   return true;
 }();
 

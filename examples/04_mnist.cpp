@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <optional>
 #include <string>
 #include <xtensor/xsort.hpp>
 
@@ -38,7 +39,7 @@ struct Options {
   int rounding_bits = 0;  // 0: 6 for MNIST, 7 for Fashion-MNIST (docs/tutorial.md)
   int refine = 1;
   double margin = 0.1;
-  double error_probability = 0x1p-6;
+  std::optional<double> error_probability;  // default: the QAT recipe's, else 2^-6
   std::string csv;
 };
 
@@ -112,11 +113,13 @@ int run(const Options& o) {
   // 1. float, and calibration on training images (or the QAT recipe's)
   auto t0 = std::chrono::steady_clock::now();
   nn::QuantizationOptions q;
+  double error_probability = o.error_probability.value_or(0x1p-6);
   int rounding_bits = o.rounding_bits;
   nn::Calibration calibration;
   if (o.qat) {
     auto recipe = nn::QuantizationRecipe::load(files + ".quantization");
     calibration = std::move(recipe.calibration), q = recipe.options, rounding_bits = recipe.rounding_bits;
+    if (!o.error_probability && recipe.error_probability) error_probability = *recipe.error_probability;
   } else {
     calibration = nn::calibrate<Model>(weights, train.images);
     if (o.bits) q.activation_bits = o.bits;
@@ -126,7 +129,7 @@ int run(const Options& o) {
     if (o.choose_bits) {
       const auto t1 = std::chrono::steady_clock::now();
       const nn::BitChoice choice = nn::choose_bits<Model>(
-          weights, calibration, search_samples, {.base = q, .compile = {.error_probability = o.error_probability, .rounding = Rounding::approximate}});
+          weights, calibration, search_samples, {.base = q, .compile = {.error_probability = error_probability, .rounding = Rounding::approximate}});
       std::printf("bit widths searched on %zu training images (%.1f s): rounding/weights/activations, agreement with float, "
                   "estimated s per image (1 core), set\n", search_samples.size(), seconds_since(t1));
       for (const auto& c : choice.candidates)
@@ -145,7 +148,8 @@ int run(const Options& o) {
               calibration.samples, o.qat ? " by tools/qat.py" : "", seconds_since(t0));
 
   // 2. quantize and compile
-  const CompileOptions compile_options{.rounding_bits = rounding_bits, .error_probability = o.error_probability,
+  const CompileOptions compile_options{.rounding_bits = rounding_bits,
+                                       .error_probability = error_probability,
                                        .rounding = Rounding::approximate};
   t0 = std::chrono::steady_clock::now();
   const nn::QuantizedModel model = nn::quantize<Model>(weights, calibration, q, compile_options);

@@ -1,6 +1,9 @@
 // The compiler's passes: rounding plans, ranges, fusion, encodings, parameter choice,
 // explain(), and the errors a user gets for models no parameter set can run.
 #include <catch2/catch.hpp>
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
 
 #include <random>
 #include <set>
@@ -199,4 +202,20 @@ TEST_CASE("explain prints every node and the plan's totals", "[compiler]") {
                        Catch::Contains("2 PBS"));
   CHECK(m.statistics.bootstraps == 2);
   CHECK(m.statistics.estimated_seconds == Approx(2 * estimated_bootstrap_seconds(m.instance)));
+  // The relu's noise, in boxes, is printed, and is what its error probability comes from.
+  const auto relu_node = std::find_if(m.nodes.begin(), m.nodes.end(), [](const auto& a) { return a.lookup.has_value(); });
+  REQUIRE(relu_node != m.nodes.end());
+  const double sigma = relu_node->lookup->noise_in_boxes();
+  char printed[16];
+  std::snprintf(printed, sizeof printed, "%.3f", sigma);
+  CHECK_THAT(text, Catch::Contains(printed));
+  CHECK(sigma > 0);
+  CHECK(m.statistics.log2_error_probability >= std::log2(std::erfc(0.5 / (sigma * std::sqrt(2.0)))) - 1e-9);
+}
+
+TEST_CASE("explain prints probabilities without understating them", "[compiler]") {
+  CHECK(detail::format_probability(-2) == "0.25");
+  CHECK(detail::format_probability(std::log2(0.3)) == "0.3");
+  CHECK(detail::format_probability(-73.4) == "2^-73");
+  CHECK(detail::format_probability(-40) == "2^-40");
 }

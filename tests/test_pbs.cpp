@@ -2,6 +2,7 @@
 // every precision of the menu (both failure targets), over several fresh keys.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <random>
 #include <vector>
 
@@ -85,6 +86,36 @@ TEST_CASE("a lookup table can be a C++ function", "[pbs]") {
     const auto out = apply_lookup_table(encrypt_lwe(keys.big(), e.encode(m), rng), relu_minus_8, eval, ws);
     REQUIRE(e.decode(decrypt_phase(keys.big(), out)) == static_cast<std::uint64_t>(m >= 8 ? m - 8 : 0));
   }
+}
+
+TEST_CASE("a batch of bootstraps equals one bootstrap at a time, bit for bit", "[pbs]") {
+  using I = testing::InsecureToyN512;
+  auto rng = seeded_rng(78);
+  std::mt19937_64 gen(78);
+  const auto keys = generate_secret_keys<I>(rng);
+  const auto eval = generate_evaluation_keys<I>(keys, rng);
+  const Encoding e{3};
+  std::vector<LookupTable<I>> tables;
+  for (int t = 0; t < 3; ++t) tables.emplace_back(testing::random_table(3, 3, gen), e, e);
+  PbsWorkspace<I> single;
+  PbsBatchWorkspace<I> batch(5);
+  for (std::size_t n : {1, 2, 5}) {
+    std::vector<LweCiphertext<I>> in, out(n);
+    std::vector<const LookupTable<I>*> chosen;
+    for (std::size_t b = 0; b < n; ++b) {
+      in.push_back(encrypt_lwe(keys.big(), e.encode(static_cast<std::int64_t>(gen() % 8)), rng));
+      chosen.push_back(&tables[gen() % tables.size()]);
+    }
+    apply_lookup_tables_into<I>(out, in, chosen, eval, batch);
+    for (std::size_t b = 0; b < n; ++b) {
+      const auto alone = apply_lookup_table(in[b], *chosen[b], eval, single);
+      INFO("batch of " << n << ", element " << b);
+      CHECK(std::equal(alone.data().begin(), alone.data().end(), out[b].data().begin()));
+    }
+  }
+  std::vector<LweCiphertext<I>> six(6);
+  std::vector<const LookupTable<I>*> six_tables(6, &tables[0]);
+  CHECK_THROWS_WITH(apply_lookup_tables_into<I>(six, six, six_tables, eval, batch), Catch::Contains("workspace of 5"));
 }
 
 TEST_CASE("a table of the wrong size is a clear error", "[pbs]") {

@@ -115,6 +115,11 @@ TEST_CASE("Quantization recipe: read back, and refused when incomplete or incons
   REQUIRE(r.calibration.element_ranges.at("fc").size() == 2);
   CHECK(r.calibration.element_ranges.at("fc")[1].lo == 0.5);
   CHECK(r.compile_options().rounding_bits == 6);
+  CHECK_FALSE(r.error_probability);
+  CHECK(r.compile_options({.error_probability = 0x1p-9}).error_probability == 0x1p-9);
+  nn::WeightFile noisy = minimal_recipe();
+  noisy.insert("option/error_probability", xt::xarray<float>{0.25f});
+  CHECK(nn::QuantizationRecipe::from(noisy).compile_options({.error_probability = 0x1p-9}).error_probability == 0.25);
 
   auto refused = [](nn::WeightFile f, const std::string& what) {
     REQUIRE_THROWS_WITH(nn::QuantizationRecipe::from(f), Catch::Contains(what));
@@ -131,6 +136,9 @@ TEST_CASE("Quantization recipe: read back, and refused when incomplete or incons
   f = minimal_recipe();
   f.insert("element_ranges/fc", xt::xarray<float>{1.0f, 2.0f, 3.0f});
   refused(f, "element_ranges/fc");
+  f = minimal_recipe();
+  f.insert("option/error_probability", xt::xarray<float>{0.5f});
+  refused(f, "error_probability");
   nn::WeightFile no_option;
   no_option.insert("range/input", xt::xarray<float>{0.0f, 1.0f});
   refused(no_option, "option/input_bits");

@@ -38,6 +38,7 @@ import time
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
+from statistics import NormalDist
 
 import numpy as np
 import onnx
@@ -134,9 +135,15 @@ class LookupPlan:
                 return LookupPlan(k, bits_for_span(jhi - jlo), jlo * step, jhi - jlo + 1)
         raise ValueError(f"no rounding fits [{lo}, {hi}]")
 
-    def index(self, x: torch.Tensor) -> torch.Tensor:
+    def index(self, x: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
+        """noise: in units of a box, added to the phase at the blind rotation (where x sits
+        in its box matters: SimulateDomain::lookup)."""
         d = x - self.offset
-        return d if self.shift == 0 else torch.floor((d + (1 << (self.shift - 1))) / (1 << self.shift))
+        if noise is None:
+            return d if self.shift == 0 else torch.floor((d + (1 << (self.shift - 1))) / (1 << self.shift))
+        # The noiseless phase sits half a box in, plus half an input step when rounding.
+        centre = 0.5 + (0.5 / (1 << self.shift) if self.shift else 0.0)
+        return torch.floor(d / (1 << self.shift) + centre + noise)
 
     def input_of(self, j: torch.Tensor) -> torch.Tensor:
         """The rounded input that index j stands for."""
@@ -154,10 +161,18 @@ class Options:
     output_bits: int = 8
     rounding_bits: int = 6
     range_margin: float = 0.125  # exact in float32, as the recipe file stores it
+    error_probability: float = 0.0  # CompileOptions::error_probability; 0: trained without noise
 
     def as_recipe(self) -> dict[str, int | float]:
-        return {k: getattr(self, k) for k in ("input_bits", "weight_bits", "activation_bits", "output_bits",
-                                               "rounding_bits", "range_margin")}
+        keys = ["input_bits", "weight_bits", "activation_bits", "output_bits", "rounding_bits", "range_margin"]
+        return {k: getattr(self, k) for k in keys + (["error_probability"] if self.error_probability else [])}
+
+    @property
+    def noise_sigma(self) -> float:
+        """The largest noise, in boxes, that the compiler allows a table at the error
+        probability: a value at the centre of its box leaves it with probability p."""
+        p = self.error_probability
+        return 0.5 / NormalDist().inv_cdf(1 - p / 2) if p else 0.0
 
 
 @dataclass
@@ -201,9 +216,12 @@ class IntegerModel:
             if not isinstance(m, (nn.Conv2d, nn.Linear, nn.ReLU, nn.Flatten)):
                 raise ValueError(f"{name}: {type(m).__name__} is not supported by QAT yet")
 
-    def forward(self, x: torch.Tensor, ranges: Ranges, exact: bool, calibrate: bool = False) -> tuple[torch.Tensor, Value]:
+    def forward(self, x: torch.Tensor, ranges: Ranges, exact: bool, calibrate: bool = False,
+                noise: torch.Generator | None = None) -> tuple[torch.Tensor, Value]:
         """Real outputs and the output Value. calibrate=True records every range as it goes
-        (into `ranges`), layer by layer over the whole batch, as nn::calibrate does."""
+        (into `ranges`), layer by layer over the whole batch, as nn::calibrate does.
+        noise: draw each table's bootstrap noise (Options.noise_sigma) from it, as
+        simulate does; None: run_clear's noiseless tables."""
         if exact:
             x = x.double()
         if calibrate:
@@ -214,12 +232,12 @@ class IntegerModel:
             if isinstance(m, (nn.Conv2d, nn.Linear)):
                 v = self._linear(name, m, v, ranges, exact, calibrate)
             elif isinstance(m, nn.ReLU):
-                v = self._table(v, name, self.options.activation_bits, torch.relu, ranges, exact, calibrate)
+                v = self._table(v, name, self.options.activation_bits, torch.relu, ranges, exact, calibrate, noise)
             else:
                 scale = v.scale if np.isscalar(v.scale) else v.scale.reshape(-1)
                 v = Value(v.q.flatten(1), scale, v.zero, v.levels, name, v.range)
         if not (v.levels and np.isscalar(v.scale)):
-            v = self._table(v, v.name, self.options.output_bits, lambda t: t, ranges, exact, False)
+            v = self._table(v, v.name, self.options.output_bits, lambda t: t, ranges, exact, False, noise)
         if exact:
             v.q = self._decrypted(v.q, v.range)
         return v.scale * (v.q - v.zero), v
@@ -282,10 +300,12 @@ class IntegerModel:
         return math.floor(lo - margin), math.ceil(hi + margin)
 
     # QuantizedNet::apply_tables with the compiler's LookupPlan (rounding, wrap)
-    def _table(self, v: Value, range_of: str, bits: int, f, ranges: Ranges, exact: bool, calibrate: bool) -> Value:
+    def _table(self, v: Value, range_of: str, bits: int, f, ranges: Ranges, exact: bool, calibrate: bool,
+               noise: torch.Generator | None) -> Value:
         plan = LookupPlan.for_range(v.range[0], v.range[1], self.options.rounding_bits)
         s = torch.as_tensor(v.scale, dtype=torch.float64 if exact else v.q.dtype)
-        j = plan.index(v.q.detach())
+        sigma = self.options.noise_sigma if noise is not None else 0.0
+        j = plan.index(v.q.detach(), sigma * torch.randn(v.q.shape, generator=noise, dtype=v.q.dtype) if sigma else None)
         if exact:
             boxes = 1 << plan.precision
             box = torch.remainder(j, 2 * boxes)
@@ -337,8 +357,9 @@ def calibrate(qm: IntegerModel, x: torch.Tensor) -> Ranges:
 
 
 @torch.no_grad()
-def integer_outputs(qm: IntegerModel, x: torch.Tensor, ranges: Ranges) -> np.ndarray:
-    return torch.cat([qm.forward(x[i:i + 2000], ranges, exact=True)[1].q for i in range(0, len(x), 2000)]).long().numpy()
+def integer_outputs(qm: IntegerModel, x: torch.Tensor, ranges: Ranges, noise: torch.Generator | None = None) -> np.ndarray:
+    return torch.cat([qm.forward(x[i:i + 2000], ranges, exact=True, noise=noise)[1].q
+                      for i in range(0, len(x), 2000)]).long().numpy()
 
 
 def train(qm: IntegerModel, x, y, calibration_x, args, log) -> Ranges:
@@ -359,7 +380,7 @@ def train(qm: IntegerModel, x, y, calibration_x, args, log) -> Ranges:
                 ranges = calibrate(qm, calibration_x)  # the ranges export will use, kept current
             idx = order[i:i + args.batch_size]
             batch = tc.augment(x[idx], args.augment, gen)
-            logits, _ = qm.forward(batch, ranges, exact=False)
+            logits, _ = qm.forward(batch, ranges, exact=False, noise=gen)
             loss = F.cross_entropy(logits, y[idx], label_smoothing=args.label_smoothing)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -409,13 +430,17 @@ def main() -> int:
     parser.add_argument("--activation-bits", type=int, default=6)
     parser.add_argument("--output-bits", type=int, default=8)
     parser.add_argument("--rounding-bits", type=int, default=6, help="bits each bootstrap reads (CompileOptions)")
+    parser.add_argument("--error-probability", type=float, default=0.0,
+                        help="CompileOptions::error_probability the model will compile with: training draws each "
+                             "table's noise at the largest level the compiler allows there (0: no noise); stored "
+                             "in the recipe")
     parser.add_argument("--range-margin", type=float, default=0.125)
     parser.add_argument("--calibration", type=int, default=10000, help="first N training images")
     parser.add_argument("--recalibrate-every", type=int, default=50, help="steps between range updates")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--lr", type=float, default=5e-4)
+    parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--weight-decay", type=float, default=1e-4)
     parser.add_argument("--label-smoothing", type=float)
     parser.add_argument("--augment", choices=sorted(tc.AUGMENTATIONS))
@@ -433,8 +458,10 @@ def main() -> int:
     source = Path(args.source) if args.source else repo / default_source
     out = Path(args.out) if args.out else repo / DEFAULT_OUTPUTS[args.dataset]
     log = lambda message: print(f"[qat {args.dataset}] {message}", flush=True)  # noqa: E731
+    if not 0 <= args.error_probability < 0.5:
+        raise SystemExit("--error-probability must be in [0, 0.5)")
     options = Options(args.input_bits, args.weight_bits, args.activation_bits, args.output_bits, args.rounding_bits,
-                      args.range_margin)
+                      args.range_margin, args.error_probability)
 
     train_images, train_labels = fhe_datasets.load_split(args.dataset, "train", args.data_dir)
     test_images, test_labels = fhe_datasets.load_split(args.dataset, "t10k", args.data_dir)
@@ -460,6 +487,12 @@ def main() -> int:
     float_after = tc.accuracy(model, x_test, torch.from_numpy(test_labels.astype(np.int64)))
     log(f"integer test accuracy after QAT {qat_accuracy:.4f} (its float weights alone: {float_after:.4f}, "
         f"{train_seconds:.0f} s)")
+    noisy_accuracy = None
+    if options.error_probability:
+        noisy = integer_outputs(qm, x_test, ranges, torch.Generator().manual_seed(args.seed + 1))
+        noisy_accuracy = float((noisy.argmax(1) == test_labels).mean())
+        log(f"with every table at the largest noise p = {options.error_probability} allows "
+            f"({options.noise_sigma:.3f} of a box): {noisy_accuracy:.4f}")
 
     tc.export_onnx(model, out)
     tc.check_onnx_graph(out)
@@ -488,7 +521,18 @@ def main() -> int:
         "train_seconds": round(train_seconds),
         "command": "/usr/bin/python3 tools/qat.py " + shlex.join(sys.argv[1:]),
     }
-    out.with_suffix(".json").write_text(json.dumps(summary, indent=2) + "\n")
+    if noisy_accuracy is not None:
+        summary["worst_noise_test_accuracy"] = noisy_accuracy
+    summary_path = out.with_suffix(".json")
+    if args.epochs == 0 and summary_path.exists():
+        # A re-export: the training it records is the one that made these weights.
+        previous = json.loads(summary_path.read_text())
+        for key in ("fine_tuned_from", "epochs", "optimizer", "augmentation", "label_smoothing", "seed",
+                    "float_test_accuracy_before", "integer_test_accuracy_before", "threads", "train_seconds", "command"):
+            if key in previous:
+                summary[key] = previous[key]
+        summary["reexported_by"] = "/usr/bin/python3 tools/qat.py " + shlex.join(sys.argv[1:])
+    summary_path.write_text(json.dumps(summary, indent=2) + "\n")
     log(f"wrote {out.with_suffix('')}.{{onnx,weights,quantization,json}}")
     return 0
 

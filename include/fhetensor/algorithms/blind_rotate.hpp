@@ -5,6 +5,7 @@
 #include <bit>
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <vector>
 
 #include <fhetensor/algorithms/decomposition.hpp>
@@ -94,22 +95,35 @@ void cmux_rotate_assign(BlindRotationWorkspace<P>& ws, const FourierBootstrapKey
   }
 }
 
+/// Blind rotations of several ciphertexts, one workspace each: leaves X^(-phase_b) * v_b
+/// in ws[b].accumulator, phase_b the mod-switched phase of in[b] and v_b its test
+/// polynomial. The batch walks the bootstrapping key once: each GGSW, far too large to
+/// stay cached between bootstraps, is fetched from memory once for the whole batch.
+template <TfheInstance P, fft::NegacyclicFftBackend Fft>
+void blind_rotate_batch(std::span<BlindRotationWorkspace<P>> ws, std::span<const LweCiphertext<P, SmallKey>> in,
+                        std::span<const std::span<const Torus>> test_polynomials, const FourierBootstrapKey<P, Fft>& bsk) {
+  constexpr std::size_t N = P::polynomial_size;
+  const std::size_t batch = ws.size();
+  for (std::size_t b = 0; b < batch; ++b) {
+    auto& acc = ws[b].accumulator;
+    for (std::size_t c = 0; c < P::glwe_dimension; ++c)
+      for (auto& x : acc.polynomial(c)) x = 0;
+    const std::size_t body = modulus_switch<N>(in[b].body());
+    multiply_by_monomial(test_polynomials[b], (2 * N - body) % (2 * N), acc.body());
+  }
+  for (std::size_t i = 0; i < P::lwe_dimension; ++i)
+    for (std::size_t b = 0; b < batch; ++b) {
+      const std::size_t e = modulus_switch<N>(in[b].mask()[i]) % (2 * N);
+      if (e != 0) cmux_rotate_assign(ws[b], bsk, i, e);
+    }
+}
+
 /// Leaves X^(-phase) * v in ws.accumulator, where phase is the mod-switched phase of `in`
 /// and v the test polynomial.
 template <TfheInstance P, fft::NegacyclicFftBackend Fft>
 void blind_rotate(BlindRotationWorkspace<P>& ws, const LweCiphertext<P, SmallKey>& in, std::span<const Torus> test_polynomial,
                   const FourierBootstrapKey<P, Fft>& bsk) {
-  constexpr std::size_t N = P::polynomial_size;
-  auto& acc = ws.accumulator;
-  for (std::size_t c = 0; c < P::glwe_dimension; ++c)
-    for (auto& x : acc.polynomial(c)) x = 0;
-  const std::size_t b = modulus_switch<N>(in.body());
-  multiply_by_monomial(test_polynomial, (2 * N - b) % (2 * N), acc.body());
-  const auto mask = in.mask();
-  for (std::size_t i = 0; i < mask.size(); ++i) {
-    const std::size_t e = modulus_switch<N>(mask[i]) % (2 * N);
-    if (e != 0) cmux_rotate_assign(ws, bsk, i, e);
-  }
+  blind_rotate_batch<P, Fft>({&ws, 1}, {&in, 1}, {&test_polynomial, 1}, bsk);
 }
 
 /// The LWE ciphertext (under the flattened GLWE key) of coefficient 0 of a GLWE ciphertext.

@@ -2,6 +2,10 @@
 // Programmable bootstrapping: key switch to the small key, blind-rotate the lookup table,
 // extract coefficient 0. The result encrypts f(m) under the big key with fresh noise.
 #include <cstddef>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <vector>
 
 #include <fhetensor/algorithms/blind_rotate.hpp>
 #include <fhetensor/algorithms/key_generation.hpp>
@@ -35,6 +39,36 @@ void apply_lookup_table_into(LweCiphertext<P, BigKey>& out, const LweCiphertext<
                              const LookupTable<P>& table, const EvaluationKeys<P, Fft>& keys, PbsWorkspace<P>& ws) {
   keyswitch_into(ws.switched, in, keys.keyswitch);
   bootstrap_into(out, ws.switched, table, keys.bootstrap, ws.rotation);
+}
+
+/// Scratch for batches of up to `capacity` key switches + bootstraps.
+template <TfheInstance P>
+struct PbsBatchWorkspace {
+  explicit PbsBatchWorkspace(std::size_t capacity) : switched(capacity), rotation(capacity), tests(capacity) {}
+  std::size_t capacity() const noexcept { return rotation.size(); }
+  std::vector<LweCiphertext<P, SmallKey>> switched;
+  std::vector<BlindRotationWorkspace<P>> rotation;
+  std::vector<std::span<const Torus>> tests;
+};
+
+/// out[b] = tables[b](in[b]) for a batch: the results of apply_lookup_table_into, bit for
+/// bit, with one pass over the bootstrapping key for the whole batch (blind_rotate_batch).
+template <TfheInstance P, fft::NegacyclicFftBackend Fft>
+void apply_lookup_tables_into(std::span<LweCiphertext<P, BigKey>> out, std::span<const LweCiphertext<P, BigKey>> in,
+                              std::span<const LookupTable<P>* const> tables, const EvaluationKeys<P, Fft>& keys,
+                              PbsBatchWorkspace<P>& ws) {
+  const std::size_t n = in.size();
+  if (n > ws.capacity() || out.size() != n || tables.size() != n)
+    throw std::invalid_argument("fhetensor: a bootstrap batch of " + std::to_string(n) + " inputs, " +
+                                std::to_string(out.size()) + " outputs and " + std::to_string(tables.size()) +
+                                " tables, for a workspace of " + std::to_string(ws.capacity()));
+  for (std::size_t b = 0; b < n; ++b) {
+    keyswitch_into(ws.switched[b], in[b], keys.keyswitch);
+    ws.tests[b] = tables[b]->polynomial();
+  }
+  blind_rotate_batch<P, Fft>(std::span(ws.rotation).first(n), std::span<const LweCiphertext<P, SmallKey>>(ws.switched).first(n),
+                             std::span<const std::span<const Torus>>(ws.tests).first(n), keys.bootstrap);
+  for (std::size_t b = 0; b < n; ++b) sample_extract_into(out[b], ws.rotation[b].accumulator);
 }
 
 template <TfheInstance P, fft::NegacyclicFftBackend Fft>

@@ -21,16 +21,25 @@ inline std::string format_seconds(double s) {
   else std::snprintf(buffer, sizeof buffer, "%.1f h", s / 3600);
   return buffer;
 }
+/// A probability: decimal where it matters to a reader (>= 2^-10), else a power of two
+/// rounded up, so that the figure shown never understates it.
+inline std::string format_probability(double log2_p) {
+  char buffer[32];
+  if (log2_p >= -10) std::snprintf(buffer, sizeof buffer, "%.3g", std::exp2(log2_p));
+  else std::snprintf(buffer, sizeof buffer, "2^%.0f", std::ceil(log2_p));
+  return buffer;
+}
 inline std::string pad_right(std::string s, std::size_t width) { return s.size() < width ? s + std::string(width - s.size(), ' ') : s; }
 }  // namespace detail
 
 inline std::string explain(const CompiledModel& m) {
   const double per_pbs = estimated_bootstrap_seconds(m.instance);
-  std::vector<std::vector<std::string>> rows{{"node", "operation", "shape", "range", "bits", "PBS", "table", "time (1 core)"}};
+  std::vector<std::vector<std::string>> rows{
+      {"node", "operation", "shape", "range", "bits", "PBS", "table", "noise (boxes)", "time (1 core)"}};
   for (NodeId id = 0; id < m.graph.size(); ++id) {
     const Node& n = m.graph[id];
     const NodeAnnotation& a = m.nodes[id];
-    std::string table = "", pbs = "", time = "";
+    std::string table = "", noise = "", pbs = "", time = "";
     if (a.lookup) {
       const LookupPlan& p = *a.lookup;
       const std::size_t count = element_count(n.shape);
@@ -38,11 +47,14 @@ inline std::string explain(const CompiledModel& m) {
               (p.shift ? " (top of " + std::to_string(p.precision + p.shift) + ", " +
                              (m.options.rounding == Rounding::exact ? "exact" : "approximate") + ")"
                        : "");
+      char sigma[16];
+      std::snprintf(sigma, sizeof sigma, "%.3f", p.noise_in_boxes());
+      noise = sigma;
       pbs = std::to_string(count);
       time = detail::format_seconds(static_cast<double>(count) * per_pbs);
     }
     rows.push_back({std::to_string(id), std::string(n.kind == NodeKind::lookup ? "lookup " : to_string(n.kind) + std::string(" ")) + n.label,
-                    to_string(n.shape), a.range.to_string(), std::to_string(m.component_bits[a.component]), pbs, table, time});
+                    to_string(n.shape), a.range.to_string(), std::to_string(m.component_bits[a.component]), pbs, table, noise, time});
   }
   std::vector<std::size_t> widths(rows[0].size(), 0);
   for (const auto& r : rows)
@@ -54,9 +66,9 @@ inline std::string explain(const CompiledModel& m) {
   }
   const ModelStatistics& s = m.statistics;
   out << "parameter set " << m.instance_name << ": " << s.bootstraps << " PBS in " << s.lookup_nodes << " tables ("
-      << s.fused_tables << " fused), up to " << s.max_precision << " bits; worst error probability 2^"
-      << static_cast<int>(std::floor(s.log2_error_probability)) << " per PBS (target 2^"
-      << static_cast<int>(std::round(std::log2(m.options.error_probability))) << "); estimated "
+      << s.fused_tables << " fused), up to " << s.max_precision << " bits; worst error probability "
+      << detail::format_probability(s.log2_error_probability) << " per PBS (target "
+      << detail::format_probability(std::log2(m.options.error_probability)) << "); estimated "
       << detail::format_seconds(s.estimated_seconds) << " on one core\n";
   return out.str();
 }

@@ -2,6 +2,7 @@
 // A compiled model: the graph after the passes, with everything the four run modes need
 // (ranges, rounding, tables, encodings, noise, the parameter set). It holds no key and no
 // ciphertext, so the client and the server can share it.
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -63,6 +64,9 @@ struct LookupPlan {
     const std::uint64_t boxes = std::uint64_t{1} << precision;
     return box < boxes ? table[box] : -table[box - boxes];
   }
+  /// The standard deviation of the phase's noise at the blind rotation, in boxes (table
+  /// steps): the chance that a value at a box's centre leaves it is erfc(0.5 / (sigma sqrt 2)).
+  double noise_in_boxes() const noexcept { return std::sqrt(rotation_variance) / std::ldexp(1.0, 63 - precision); }
   /// The noiseless result of the table on x, exactly as encrypted execution computes it.
   std::int64_t apply(const Table& table, std::int64_t x) const noexcept { return output_of_box(table, box_of(x)); }
 };

@@ -60,6 +60,8 @@ struct QuantizationRecipe {
   Calibration calibration;
   QuantizationOptions options;
   int rounding_bits = 6;
+  /// The error probability whose bootstrap noise it trained against, if it did.
+  std::optional<double> error_probability;
 
   static QuantizationRecipe load(const std::string& path) {
     try {
@@ -90,6 +92,12 @@ struct QuantizationRecipe {
     r.options.output_bits = bits("output_bits", 1, 24);
     r.rounding_bits = bits("rounding_bits", 1, 8);
     r.options.range_margin = option("range_margin");
+    if (file.contains("option/error_probability")) {
+      r.error_probability = option("error_probability");
+      if (!(*r.error_probability > 0 && *r.error_probability < 0.5))
+        throw std::invalid_argument("fhetensor: the recipe's error_probability is " + std::to_string(*r.error_probability) +
+                                    ", not in (0, 0.5)");
+    }
     if (file.contains("calibration/samples")) r.calibration.samples = static_cast<std::size_t>(file["calibration/samples"].flat(0));
     for (const auto& [name, t] : file.tensors()) {
       if (name.starts_with("range/")) {
@@ -110,6 +118,7 @@ struct QuantizationRecipe {
 
   CompileOptions compile_options(CompileOptions o = {}) const {
     o.rounding_bits = rounding_bits;
+    if (error_probability) o.error_probability = *error_probability;
     return o;
   }
 };

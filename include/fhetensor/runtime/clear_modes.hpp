@@ -81,7 +81,7 @@ struct SimulateDomain : ScalarDomain<std::int64_t> {
     const int box_bits = 63 - p.precision;
     const std::uint64_t phase = p.phase_of(in[j]);
     const double within = std::ldexp(static_cast<double>(phase & ((std::uint64_t{1} << box_bits) - 1)), -box_bits);
-    const double noise = normal_sample(seed, id, i) * std::sqrt(p.rotation_variance) / std::ldexp(1.0, box_bits);
+    const double noise = normal_sample(seed, id, i) * p.noise_in_boxes();
     const auto moved = static_cast<std::uint64_t>(static_cast<std::int64_t>(std::floor(within + noise)));
     const std::uint64_t box = ((phase >> box_bits) + moved) & ((std::uint64_t{2} << p.precision) - 1);
     out[i] = p.output_of_box(p.tables[model.graph[id].table_index(i)], box);

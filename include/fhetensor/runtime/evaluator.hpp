@@ -4,8 +4,10 @@
 // over it. Nodes run by levels of lookups: every table of one level runs in a single
 // parallel loop, so independent bootstraps keep both cores busy.
 #include <algorithm>
+#include <array>
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
 #include <fhetensor/compiler/model.hpp>
@@ -29,6 +31,24 @@ concept Domain = requires(D& d, typename D::Buffer& out, const typename D::Buffe
   d.add_constant(out, i, std::int64_t{}, id);
   d.lookup(id, in, i, out, i, i);  // out[i] = table(in[j]), on worker w
   d.begin_lookups(std::vector<NodeId>{});
+};
+
+/// One element of a level's lookups: out[i] = table(in[j]) for node `id`.
+template <class Buffer>
+struct LookupItem {
+  NodeId id;
+  const Buffer* in;
+  std::size_t j;
+  Buffer* out;
+  std::size_t i;
+};
+
+/// A domain that applies up to D::lookup_batch_size lookups at once (encrypted: one pass
+/// over the bootstrapping key for the batch).
+template <class D>
+concept BatchedDomain = Domain<D> && requires(D& d, std::span<const LookupItem<typename D::Buffer>> items, std::size_t w) {
+  requires D::lookup_batch_size >= 1 && D::lookup_batch_size <= 8;
+  d.lookup_batch(items, w);
 };
 
 namespace detail {
@@ -104,15 +124,29 @@ class Evaluator {
     }
     progress.begin_stage(stage);
     domain_.begin_lookups(ids);
+    // Batches, when the domain takes them, as long as every thread still gets work.
+    const std::size_t total = first.back(), threads = std::max<std::size_t>(1, options_.threads);
+    std::size_t batch = 1;
+    if constexpr (BatchedDomain<D>) batch = std::clamp<std::size_t>((total + threads - 1) / threads, 1, D::lookup_batch_size);
     parallel_for(
-        first.back(),
-        [&](std::size_t e, std::size_t worker) {
-          const std::size_t k = static_cast<std::size_t>(std::upper_bound(first.begin(), first.end(), e) - first.begin()) - 1;
-          const NodeId id = ids[k];
-          domain_.lookup(id, values_[g_[id].operands[0]], e - first[k], values_[id], e - first[k], worker);
-          progress.advance();
+        (total + batch - 1) / batch,
+        [&](std::size_t chunk, std::size_t worker) {
+          std::array<LookupItem<Buffer>, 8> items;
+          std::size_t count = 0;
+          for (std::size_t e = chunk * batch; e < std::min(total, (chunk + 1) * batch); ++e) {
+            const std::size_t k = static_cast<std::size_t>(std::upper_bound(first.begin(), first.end(), e) - first.begin()) - 1;
+            const NodeId id = ids[k];
+            items[count++] = {id, &values_[g_[id].operands[0]], e - first[k], &values_[id], e - first[k]};
+          }
+          if constexpr (BatchedDomain<D>) {
+            domain_.lookup_batch(std::span<const LookupItem<Buffer>>(items.data(), count), worker);
+          } else {
+            for (std::size_t b = 0; b < count; ++b)
+              domain_.lookup(items[b].id, *items[b].in, items[b].j, *items[b].out, items[b].i, worker);
+          }
+          progress.advance(count);
         },
-        options_.threads);
+        threads);
   }
 
   void run_linear(NodeId id) {

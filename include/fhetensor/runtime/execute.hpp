@@ -104,25 +104,40 @@ class ExecuteDomain {
     }
   }
 
-  void lookup(NodeId id, const Buffer& in, std::size_t j, Buffer& out, std::size_t i, std::size_t worker) {
-    const LookupPlan& p = *model_.nodes[id].lookup;
+  static constexpr std::size_t lookup_batch_size = 4;
+
+  void lookup_batch(std::span<const LookupItem<Buffer>> items, std::size_t worker) {
     Scratch& s = scratch_[worker];
-    std::span<Torus> x = s.input.data();
-    const Torus* source = in.data.data() + j * row;
-    for (std::size_t k = 0; k < row; ++k) x[k] = source[k] << p.input_scale_log2;
-    // (x - offset) * 2^(63 - precision - shift): index j lands on j * 2^(63 - precision);
-    // when rounding, half an input step moves every input off the rounding boundaries.
-    const int step = 63 - p.precision - p.shift;
-    x[row - 1] -= static_cast<Torus>(p.offset) << step;
-    if (p.shift > 0) x[row - 1] += Torus{1} << (step - 1);
-    apply_lookup_table_into(s.output, s.input, tables_[id][model_.graph[id].table_index(i)], keys_, s.pbs);
-    std::memcpy(out.data.data() + i * row, s.output.data().data(), row * sizeof(Torus));
+    for (std::size_t b = 0; b < items.size(); ++b) {
+      const LookupItem<Buffer>& item = items[b];
+      const LookupPlan& p = *model_.nodes[item.id].lookup;
+      std::span<Torus> x = s.inputs[b].data();
+      const Torus* source = item.in->data.data() + item.j * row;
+      for (std::size_t k = 0; k < row; ++k) x[k] = source[k] << p.input_scale_log2;
+      // (x - offset) * 2^(63 - precision - shift): index j lands on j * 2^(63 - precision);
+      // when rounding, half an input step moves every input off the rounding boundaries.
+      const int step = 63 - p.precision - p.shift;
+      x[row - 1] -= static_cast<Torus>(p.offset) << step;
+      if (p.shift > 0) x[row - 1] += Torus{1} << (step - 1);
+      s.tables[b] = &tables_[item.id][model_.graph[item.id].table_index(item.i)];
+    }
+    const std::size_t n = items.size();
+    apply_lookup_tables_into<I>(std::span(s.outputs).first(n), std::span<const LweCiphertext<I, BigKey>>(s.inputs).first(n),
+                                std::span<const LookupTable<I>* const>(s.tables).first(n), keys_, s.pbs);
+    for (std::size_t b = 0; b < n; ++b)
+      std::memcpy(items[b].out->data.data() + items[b].i * row, s.outputs[b].data().data(), row * sizeof(Torus));
+  }
+  void lookup(NodeId id, const Buffer& in, std::size_t j, Buffer& out, std::size_t i, std::size_t worker) {
+    const LookupItem<Buffer> item{id, &in, j, &out, i};
+    lookup_batch({&item, 1}, worker);
   }
 
  private:
   struct Scratch {
-    LweCiphertext<I, BigKey> input, output;
-    PbsWorkspace<I> pbs;
+    std::vector<LweCiphertext<I, BigKey>> inputs = std::vector<LweCiphertext<I, BigKey>>(lookup_batch_size);
+    std::vector<LweCiphertext<I, BigKey>> outputs = std::vector<LweCiphertext<I, BigKey>>(lookup_batch_size);
+    std::vector<const LookupTable<I>*> tables = std::vector<const LookupTable<I>*>(lookup_batch_size);
+    PbsBatchWorkspace<I> pbs{lookup_batch_size};
   };
   const CompiledModel& model_;
   const EvaluationKeys<I>& keys_;
