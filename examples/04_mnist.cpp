@@ -139,11 +139,7 @@ int run(const Options& o) {
       std::printf("chosen: %d rounding bits, %d-bit weights, %d-bit activations\n", rounding_bits, q.weight_bits, q.activation_bits);
     }
   }
-  std::vector<std::size_t> float_class(n);
-  parallel_for(n, [&](std::size_t i, std::size_t) {
-    nn::FloatNet net(weights, {}, 1);
-    float_class[i] = argmax(Model::forward(net, typename nn::FloatNet::template Value<4>(test.images[i])));
-  });
+  const std::vector<std::size_t> float_class = nn::float_top1<Model>(weights, test.images);
   std::printf("%s%s: float model over %zu test images, calibrated on %zu training images%s (%.1f s)\n", Model::name, o.qat ? " (QAT weights)" : "", n,
               calibration.samples, o.qat ? " by tools/qat.py" : "", seconds_since(t0));
 

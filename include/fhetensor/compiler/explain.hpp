@@ -21,14 +21,6 @@ inline std::string format_seconds(double s) {
   else std::snprintf(buffer, sizeof buffer, "%.1f h", s / 3600);
   return buffer;
 }
-/// A probability: decimal where it matters to a reader (>= 2^-10), else a power of two
-/// rounded up, so that the figure shown never understates it.
-inline std::string format_probability(double log2_p) {
-  char buffer[32];
-  if (log2_p >= -10) std::snprintf(buffer, sizeof buffer, "%.3g", std::exp2(log2_p));
-  else std::snprintf(buffer, sizeof buffer, "2^%.0f", std::ceil(log2_p));
-  return buffer;
-}
 inline std::string pad_right(std::string s, std::size_t width) { return s.size() < width ? s + std::string(width - s.size(), ' ') : s; }
 }  // namespace detail
 

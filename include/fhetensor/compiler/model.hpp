@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <optional>
 #include <string>
 #include <vector>
@@ -26,6 +27,17 @@ struct CompileOptions {
   double error_probability = 0x1p-40;
   Rounding rounding = Rounding::exact;
 };
+
+namespace detail {
+/// A probability: decimal where it matters to a reader (>= 2^-10), else a power of two
+/// rounded up, so that the figure shown never understates it.
+inline std::string format_probability(double log2_p) {
+  char buffer[32];
+  if (log2_p >= -10) std::snprintf(buffer, sizeof buffer, "%.3g", std::exp2(log2_p));
+  else std::snprintf(buffer, sizeof buffer, "2^%.0f", std::ceil(log2_p));
+  return buffer;
+}
+}  // namespace detail
 
 /// How one lookup node runs: index j = round((x - offset) / 2^shift) over `precision` bits,
 /// output table[j]. Encrypted, x is first multiplied by 2^input_scale_log2 so that the

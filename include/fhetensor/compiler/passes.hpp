@@ -442,15 +442,15 @@ class Compiler {
       }
       tried += (tried.empty() ? "" : ", ") + std::string(with_menu_instance(i, []<class I>(std::type_identity<I>) {
                  return std::string_view(I::name);
-               })) + ": 2^" + std::to_string(static_cast<int>(std::floor(worst)));
+               })) + ": " + detail::format_probability(worst);
     }
     std::string hardest;
     with_menu_instance(menu_size - 1, [&]<class I>(std::type_identity<I>) {
       noise<I>();
       return worst_log2_error<I>(&hardest);
     });
-    throw CompileError("fhetensor: no parameter set runs this model within an error probability of 2^" +
-                       std::to_string(static_cast<int>(std::round(target))) + " (best per set: " + tried +
+    throw CompileError("fhetensor: no parameter set runs this model within an error probability of " +
+                       detail::format_probability(target) + " (best per set: " + tried +
                        "); the hardest step: " + hardest + "; or relax the error probability");
   }
 

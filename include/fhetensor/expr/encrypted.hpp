@@ -64,7 +64,8 @@ class EncryptedTensor {
 
   const std::shared_ptr<Graph>& graph() const noexcept { return graph_; }
   NodeId node() const noexcept { return node_; }
-  const Shape& shape() const { return (*graph_)[node_].shape; }
+  /// A copy: a reference into the graph would dangle once another node is added.
+  Shape shape() const { return (*graph_)[node_].shape; }
 
  private:
   std::shared_ptr<Graph> graph_;

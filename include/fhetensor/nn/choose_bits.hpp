@@ -51,11 +51,7 @@ template <ImportedModel M>
 BitChoice choose_bits(const WeightFile& weights, const Calibration& calibration, const std::vector<xt::xarray<float>>& samples,
                       const BitSearch& search = {}) {
   if (samples.empty()) throw std::invalid_argument("fhetensor: choose_bits needs samples to measure agreement on");
-  std::vector<std::size_t> float_class(samples.size());
-  parallel_for(samples.size(), [&](std::size_t i, std::size_t) {
-    FloatNet net(weights, {}, 1);
-    float_class[i] = static_cast<std::size_t>(xt::argmax(M::forward(net, typename FloatNet::template Value<input_rank<M>>(samples[i])))());
-  });
+  const std::vector<std::size_t> float_class = float_top1<M>(weights, samples);
   BitChoice choice;
   bool found = false;
   for (int r : search.rounding_bits)

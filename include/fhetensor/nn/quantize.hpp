@@ -14,7 +14,9 @@
 #include <string>
 #include <vector>
 #include <xtensor/xarray.hpp>
+#include <xtensor/xsort.hpp>
 #include <fhetensor/compiler/compile.hpp>
+#include <fhetensor/core/parallel.hpp>
 #include <fhetensor/core/version.hpp>
 #include <fhetensor/nn/float_net.hpp>
 #include <fhetensor/nn/quantization.hpp>
@@ -36,6 +38,17 @@ inline constexpr std::size_t input_rank = M::input_shape.size();
 template <ImportedModel M>
 Shape input_shape_of() {
   return Shape(M::input_shape.begin(), M::input_shape.end());
+}
+
+/// The float model's top-1 class (argmax of its flattened output) on each sample, on all cores.
+template <ImportedModel M>
+std::vector<std::size_t> float_top1(const WeightFile& weights, const std::vector<xt::xarray<float>>& samples) {
+  std::vector<std::size_t> top1(samples.size());
+  parallel_for(samples.size(), [&](std::size_t i, std::size_t) {
+    FloatNet net(weights, {}, 1);
+    top1[i] = static_cast<std::size_t>(xt::argmax(M::forward(net, typename FloatNet::template Value<input_rank<M>>(samples[i])))());
+  });
+  return top1;
 }
 
 /// The float model over `samples`, recording every node's output range.

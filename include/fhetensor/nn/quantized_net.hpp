@@ -372,8 +372,9 @@ class QuantizedNet {
     const xt::xarray<double> factor = xt::broadcast(c, x.q.shape());
     std::vector<double> scale(factor.size());
     for (std::size_t e = 0; e < scale.size(); ++e) scale[e] = divide ? x.scale_at(e) / factor.flat(e) : x.scale_at(e) * factor.flat(e);
-    if (std::all_of(scale.begin(), scale.end(), [&](double s) { return s == scale[0]; })) scale.resize(1);
-    return {x.q, std::move(scale), x.zero, x.levels, name};
+    QValue<N> out{x.q, std::move(scale), x.zero, x.levels, name};
+    if (out.uniform()) out.scale.resize(1);
+    return out;
   }
 
   template <std::size_t R, std::size_t N, class Expr>
@@ -400,25 +401,22 @@ class QuantizedNet {
     }
     return win;
   }
-  /// For each output position, the divisor of its average.
+  /// For each output position, the divisor of its average: the window's taps inside the
+  /// input or, with count_include_pad, inside the input and ONNX's pads (not ceil_mode's).
   static std::vector<std::size_t> window_counts(const PoolAttributes& a, const Window2d& win, std::size_t h, std::size_t w) {
-    const std::size_t oh = win.output_h(h), ow = win.output_w(w);
-    std::vector<std::size_t> counts(oh * ow);
-    auto inside = [&](std::size_t o, std::size_t k, std::size_t stride, std::size_t dil, std::size_t pad_lo, std::size_t pad_hi, std::size_t in) {
-      const auto p = static_cast<std::int64_t>(o * stride + k * dil) - static_cast<std::int64_t>(pad_lo);
-      const std::int64_t lo = a.count_include_pad ? -static_cast<std::int64_t>(pad_lo) : 0;
-      const std::int64_t hi = static_cast<std::int64_t>(in + (a.count_include_pad ? pad_hi : 0));
-      return p >= lo && p < hi;
-    };
-    for (std::size_t oy = 0; oy < oh; ++oy)
-      for (std::size_t ox = 0; ox < ow; ++ox) {
-        std::size_t n = 0;
-        for (std::size_t ky = 0; ky < a.kernel[0]; ++ky)
-          for (std::size_t kx = 0; kx < a.kernel[1]; ++kx)
-            n += inside(oy, ky, a.strides[0], a.dilations[0], a.pads[0], a.pads[2], h) &&
-                 inside(ox, kx, a.strides[1], a.dilations[1], a.pads[1], a.pads[3], w);
-        counts[oy * ow + ox] = std::max<std::size_t>(n, 1);
-      }
+    Window2d counted = win;
+    if (a.count_include_pad) {
+      h += a.pads[0] + a.pads[2], w += a.pads[1] + a.pads[3];
+      counted.pad_top = counted.pad_left = 0;
+      counted.pad_bottom -= a.pads[2], counted.pad_right -= a.pads[3];
+    }
+    const IndexMap taps = counted.taps(h, w);
+    const std::size_t k = win.kernel_h * win.kernel_w;
+    std::vector<std::size_t> counts(taps.size() / k);
+    for (std::size_t o = 0; o < counts.size(); ++o)
+      counts[o] = static_cast<std::size_t>(std::max<std::ptrdiff_t>(
+          1, std::count_if(taps.begin() + static_cast<std::ptrdiff_t>(o * k), taps.begin() + static_cast<std::ptrdiff_t>((o + 1) * k),
+                           [](std::int64_t i) { return i >= 0; })));
     return counts;
   }
 
