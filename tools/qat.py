@@ -9,6 +9,9 @@ plan_rounding). Rounding is std::round's (half away from zero), the table index 
 half up, and out-of-range accumulators wrap around the torus as encrypted execution does.
 Gradients pass the roundings straight through (Bengio et al. 2013, "Estimating or
 propagating gradients through stochastic neurons"), as in Concrete-ML's Brevitas QAT.
+With --error-probability P, training also draws each table's bootstrap noise as
+simulate does (runtime/clear_modes.hpp): Gaussian, in table steps, at the largest level
+the compiler allows at P.
 
 It fine-tunes a float model (tools/train_classifier.py's ONNX export, same architecture)
 and writes, beside the ONNX export:
@@ -21,7 +24,7 @@ and writes, beside the ONNX export:
                                test image's integer outputs that C++'s run_clear reproduces
                                (tests/test_qat.cpp)
 
-  /usr/bin/python3 tools/qat.py --dataset fashion
+  /usr/bin/python3 tools/qat.py --dataset fashion --rounding-bits 7 --activation-bits 6 --error-probability 0.25
   /usr/bin/python3 tools/qat.py --dataset mnist --rounding-bits 5 --epochs 4
 """
 from __future__ import annotations
