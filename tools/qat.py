@@ -501,6 +501,7 @@ def main() -> int:
     tc.check_onnx_graph(out)
     import_weights(out, repo / default_source)
     write_recipe(out.with_suffix(".quantization"), ranges, options, len(calibration_x))
+    command = "/usr/bin/python3 tools/qat.py " + shlex.join(sys.argv[1:])
     summary = {
         "dataset": args.dataset,
         "architecture": arch,
@@ -522,7 +523,7 @@ def main() -> int:
         "torch_version": torch.__version__,
         "threads": args.threads,
         "train_seconds": round(train_seconds),
-        "command": "/usr/bin/python3 tools/qat.py " + shlex.join(sys.argv[1:]),
+        "command": command,
     }
     if noisy_accuracy is not None:
         summary["worst_noise_test_accuracy"] = noisy_accuracy
@@ -534,7 +535,7 @@ def main() -> int:
                     "float_test_accuracy_before", "integer_test_accuracy_before", "threads", "train_seconds", "command"):
             if key in previous:
                 summary[key] = previous[key]
-        summary["reexported_by"] = "/usr/bin/python3 tools/qat.py " + shlex.join(sys.argv[1:])
+        summary["reexported_by"] = command
     summary_path.write_text(json.dumps(summary, indent=2) + "\n")
     log(f"wrote {out.with_suffix('')}.{{onnx,weights,quantization,json}}")
     return 0

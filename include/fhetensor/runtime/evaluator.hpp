@@ -43,11 +43,14 @@ struct LookupItem {
   std::size_t i;
 };
 
+/// The evaluator gathers a batch of lookups on the stack: at most this many.
+inline constexpr std::size_t max_lookup_batch = 8;
+
 /// A domain that applies up to D::lookup_batch_size lookups at once (encrypted: one pass
 /// over the bootstrapping key for the batch).
 template <class D>
 concept BatchedDomain = Domain<D> && requires(D& d, std::span<const LookupItem<typename D::Buffer>> items, std::size_t w) {
-  requires D::lookup_batch_size >= 1 && D::lookup_batch_size <= 8;
+  requires D::lookup_batch_size >= 1 && D::lookup_batch_size <= max_lookup_batch;
   d.lookup_batch(items, w);
 };
 
@@ -131,7 +134,7 @@ class Evaluator {
     parallel_for(
         (total + batch - 1) / batch,
         [&](std::size_t chunk, std::size_t worker) {
-          std::array<LookupItem<Buffer>, 8> items;
+          std::array<LookupItem<Buffer>, max_lookup_batch> items;
           std::size_t count = 0;
           for (std::size_t e = chunk * batch; e < std::min(total, (chunk + 1) * batch); ++e) {
             const std::size_t k = static_cast<std::size_t>(std::upper_bound(first.begin(), first.end(), e) - first.begin()) - 1;
