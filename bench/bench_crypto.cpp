@@ -1,7 +1,7 @@
 // Benchmarks of the TFHE operators for every precision of the menu (2^-64 sets):
 // external_product/P, blind_rotate/P, keyswitch/P, pbs/P (bootstrap: mod switch, blind
 // rotation, sample extraction), ks_pbs/P (key switch + bootstrap), keygen/P, and
-// pbs_throughput/P on 1 and 2 threads; ks_pbs_batch/<set>/B. Key sizes are reported as counters of keygen/P.
+// pbs_throughput/P on 1 and 2 threads; ks_pbs_batch/<set>/B, keyswitch_batch/<set>/B. Key sizes are reported as counters of keygen/P.
 #include <benchmark/benchmark.h>
 
 #include <map>
@@ -120,8 +120,9 @@ void register_menu() {
     });
 }
 
-// ks_pbs_batch/<set>/B: B key switches + bootstraps with one pass over the bootstrapping
-// key (apply_lookup_tables_into); per_PBS is the time of one. Encrypted execution runs
+// ks_pbs_batch/<set>/B: B key switches + bootstraps with one pass over each key
+// (apply_lookup_tables_into); per_PBS is the time of one. keyswitch_batch/<set>/B: the
+// key switches alone (keyswitch_batch_into), per_KS the time of one. Encrypted execution runs
 // batches of 4: compiler/cost_model.hpp takes its costs from ks_pbs_batch/<set>/4.
 template <TfheInstance I>
 void register_batches(std::initializer_list<std::size_t> sizes) {
@@ -138,6 +139,18 @@ void register_batches(std::initializer_list<std::size_t> sizes) {
         });
     b->Unit(benchmark::kMillisecond);
     if (I::polynomial_size >= 16384) b->Iterations(2);
+    benchmark::RegisterBenchmark(
+        ("keyswitch_batch/" + std::string(I::name) + "/" + std::to_string(batch)).c_str(), [batch](benchmark::State& state) {
+          auto& f = fixture<I>();
+          std::vector<LweCiphertext<I>> in(batch, f.input);
+          std::vector<LweCiphertext<I, SmallKey>> out(batch);
+          for (auto _ : state) {
+            keyswitch_batch_into<I>(out, in, f.eval.keyswitch);
+            benchmark::DoNotOptimize(out[0].body());
+          }
+          state.counters["per_KS"] = benchmark::Counter(static_cast<double>(state.iterations() * batch),
+                                                        benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+        })->Unit(benchmark::kMillisecond);
   }
 }
 
@@ -146,7 +159,8 @@ const bool registered = [] {
   register_menu();
   for (std::size_t i = 0; i < menu_size; ++i)
     with_menu_instance(i, []<class I>(std::type_identity<I>) {
-      if constexpr (std::is_same_v<I, TfheN2048> || std::is_same_v<I, TfheN2048Quiet> || std::is_same_v<I, TfheN4096>)
+      if constexpr (std::is_same_v<I, TfheN2048> || std::is_same_v<I, TfheN2048Quiet> || std::is_same_v<I, TfheN4096> ||
+                    std::is_same_v<I, TfheN4096Quiet>)
         register_batches<I>({1, 2, 4, 8});
       else
         register_batches<I>({4});

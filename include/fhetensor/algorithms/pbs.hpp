@@ -52,7 +52,8 @@ struct PbsBatchWorkspace {
 };
 
 /// out[b] = tables[b](in[b]) for a batch: the results of apply_lookup_table_into, bit for
-/// bit, with one pass over the bootstrapping key for the whole batch (blind_rotate_batch).
+/// bit, with one pass over each key for the whole batch (keyswitch_batch_into,
+/// blind_rotate_batch).
 template <TfheInstance P, fft::NegacyclicFftBackend Fft>
 void apply_lookup_tables_into(std::span<LweCiphertext<P, BigKey>> out, std::span<const LweCiphertext<P, BigKey>> in,
                               std::span<const LookupTable<P>* const> tables, const EvaluationKeys<P, Fft>& keys,
@@ -62,10 +63,8 @@ void apply_lookup_tables_into(std::span<LweCiphertext<P, BigKey>> out, std::span
     throw std::invalid_argument("fhetensor: a bootstrap batch of " + std::to_string(n) + " inputs, " +
                                 std::to_string(out.size()) + " outputs and " + std::to_string(tables.size()) +
                                 " tables, for a workspace of " + std::to_string(ws.capacity()));
-  for (std::size_t b = 0; b < n; ++b) {
-    keyswitch_into(ws.switched[b], in[b], keys.keyswitch);
-    ws.tests[b] = tables[b]->polynomial();
-  }
+  keyswitch_batch_into<P>(std::span(ws.switched).first(n), in, keys.keyswitch);
+  for (std::size_t b = 0; b < n; ++b) ws.tests[b] = tables[b]->polynomial();
   blind_rotate_batch<P, Fft>(std::span(ws.rotation).first(n), std::span<const LweCiphertext<P, SmallKey>>(ws.switched).first(n),
                              std::span<const std::span<const Torus>>(ws.tests).first(n), keys.bootstrap);
   for (std::size_t b = 0; b < n; ++b) sample_extract_into(out[b], ws.rotation[b].accumulator);
