@@ -120,6 +120,13 @@ void register_menu() {
     });
 }
 
+// Seconds per item when each iteration handles `items`; with several threads their rates
+// add up, so this is the wall time per item of all threads together.
+benchmark::Counter time_per_item(const benchmark::State& state, std::size_t items) {
+  return benchmark::Counter(static_cast<double>(state.iterations() * items),
+                            benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+}
+
 // ks_pbs_batch/<set>/B: B key switches + bootstraps with one pass over each key
 // (apply_lookup_tables_into); per_PBS is the time of one. keyswitch_batch/<set>/B: the
 // key switches alone (keyswitch_batch_into), per_KS the time of one. Encrypted execution runs
@@ -134,13 +141,11 @@ void register_batches(std::initializer_list<std::size_t> sizes) {
           std::vector<LweCiphertext<I>> in(batch, f.input), out(batch);
           std::vector<const LookupTable<I>*> tables(batch, &f.table);
           for (auto _ : state) apply_lookup_tables_into<I>(out, in, tables, f.eval, ws);
-          state.counters["per_PBS"] = benchmark::Counter(static_cast<double>(state.iterations() * batch),
-                                                         benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+          state.counters["per_PBS"] = time_per_item(state, batch);
         });
     b->Unit(benchmark::kMillisecond);
     if (I::polynomial_size >= 16384) b->Iterations(2);
-    // Both cores, each on its own batches, as encrypted execution runs them: per_PBS is the
-    // wall time per bootstrap of the pair (the two threads' rates add up).
+    // Both cores, each on its own batches, as encrypted execution runs them.
     if (batch == 4) b->Threads(1)->Threads(2)->UseRealTime();
     benchmark::RegisterBenchmark(
         ("keyswitch_batch/" + std::string(I::name) + "/" + std::to_string(batch)).c_str(), [batch](benchmark::State& state) {
@@ -151,8 +156,7 @@ void register_batches(std::initializer_list<std::size_t> sizes) {
             keyswitch_batch_into<I>(out, in, f.eval.keyswitch);
             benchmark::DoNotOptimize(out[0].body());
           }
-          state.counters["per_KS"] = benchmark::Counter(static_cast<double>(state.iterations() * batch),
-                                                        benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+          state.counters["per_KS"] = time_per_item(state, batch);
         })->Unit(benchmark::kMillisecond);
   }
 }

@@ -2,9 +2,8 @@
 // What one key switch + bootstrap costs on each instance of the menu, for explain() and
 // the estimated run time: per_PBS of ks_pbs_batch/<name>/4 (batches of 4, as encrypted
 // execution runs them) on one core of the 2-core reference machine, medians of 3, from
-// `build/bench/bench_ops --benchmark_filter='ks_pbs_batch/.*/4/.*threads:1'
-// --benchmark_repetitions=3` (docs/benchmarks.md, 2026-11-24). Other machines, and this
-// shared VM at other hours (+-40%), scale them.
+// the two commands of docs/benchmarks.md, "Batched key switches" (2026-11-24). Other
+// machines, and this shared VM at other hours (+-40%), scale them.
 #include <array>
 #include <cstddef>
 #include <fhetensor/algorithms/parameter_menu.hpp>
