@@ -18,3 +18,10 @@ find_dependency(xtensor)
 # zlib is optional: only fhetensor::io (gzipped idx datasets) needs it, so the core target
 # never depends on it and the io target exists only where zlib is found.
 find_package(ZLIB QUIET)
+# Boost is optional too: only fhetensor::server (the HTTP transport) needs it, for
+# Beast/Asio, which are header-only (so is Boost.System since Boost 1.69): nothing to link.
+find_package(Boost 1.74 QUIET)
+# libpng and libjpeg are optional in the same way: only fhetensor::image (PNG and JPEG
+# decoding) needs them.
+find_package(PNG QUIET)
+find_package(JPEG QUIET)

@@ -14,27 +14,15 @@
 
 #include <fhetensor/io/idx.hpp>
 
+#include "test_support.hpp"
+
 using namespace fhetensor;
 using Catch::Matchers::Contains;
 namespace fs = std::filesystem;
 
 namespace {
 
-// A fresh folder per test case, removed afterwards. The name is random because ctest -j
-// runs each test case in its own process, side by side.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::random_device entropy;
-    do {
-      path = fs::temp_directory_path() / ("fhetensor_test_idx_" + std::to_string(entropy()));
-    } while (!fs::create_directory(path));
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
+using TempDir = testing::TempDir;
 
 void put_u32(std::vector<std::uint8_t>& out, std::uint32_t v) {
   for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<std::uint8_t>(v >> shift));
@@ -78,7 +66,7 @@ std::vector<std::uint8_t> read_all(const fs::path& path) {
 }  // namespace
 
 TEST_CASE("idx images and labels read back exactly, plain and gzipped", "[io]") {
-  TempDir dir;
+  TempDir dir("fhetensor_test_idx_");
   const auto images = idx3_bytes(5, 3, 4);
   const std::vector<std::uint8_t> labels{7, 2, 1, 0, 4};
   for (const bool gzipped : {false, true}) {
@@ -107,7 +95,7 @@ TEST_CASE("idx images and labels read back exactly, plain and gzipped", "[io]") 
 }
 
 TEST_CASE("truncated idx files are errors naming the file", "[io]") {
-  TempDir dir;
+  TempDir dir("fhetensor_test_idx_");
   const auto images = idx3_bytes(4, 5, 5);
   const std::vector<std::uint8_t> labels{1, 2, 3, 4, 5, 6};
   for (const bool gzipped : {false, true}) {
@@ -132,7 +120,7 @@ TEST_CASE("truncated idx files are errors naming the file", "[io]") {
 }
 
 TEST_CASE("a gzip stream cut short or damaged is an error", "[io]") {
-  TempDir dir;
+  TempDir dir("fhetensor_test_idx_");
   const fs::path whole = dir.path / "whole.gz";
   write_gzip(whole, idx3_bytes(50, 28, 28));
   const auto compressed = read_all(whole);
@@ -151,7 +139,7 @@ TEST_CASE("a gzip stream cut short or damaged is an error", "[io]") {
 }
 
 TEST_CASE("idx headers that are wrong or hostile are rejected before allocating", "[io]") {
-  TempDir dir;
+  TempDir dir("fhetensor_test_idx_");
   const fs::path file = dir.path / "header";
 
   SECTION("labels given where images are expected, and the other way round") {

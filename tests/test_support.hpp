@@ -2,6 +2,8 @@
 // Helpers shared by the tests: reproducible generators and small statistics.
 #include <cmath>
 #include <cstdint>
+#include <filesystem>
+#include <string>
 #include <random>
 #include <span>
 #include <vector>
@@ -18,6 +20,24 @@ inline Csprng seeded_rng(std::uint64_t seed) {
   s[31] = 0xF7;
   return Csprng(s);
 }
+
+/// A fresh folder, removed afterwards. Its name is random because ctest -j runs test
+/// cases side by side, each in its own process.
+struct TempDir {
+  std::filesystem::path path;
+  explicit TempDir(const std::string& prefix = "fhetensor_test_") {
+    std::random_device entropy;
+    do {
+      path = std::filesystem::temp_directory_path() / (prefix + std::to_string(entropy()));
+    } while (!std::filesystem::create_directory(path));
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+};
 
 /// Signed error of a torus value against its expectation.
 inline double torus_error(std::uint64_t phase, std::uint64_t expected) {

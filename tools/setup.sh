@@ -18,6 +18,9 @@ packages=(
   python3-matplotlib    # tools/plot_accuracy_bits.py
   libonnx-testdata      # ONNX operator test cases
   dataset-fashion-mnist # Fashion-MNIST idx files (MNIST itself is in ../shared/data)
+  libcli11-dev          # the fhetensor command-line tool
+  libpng-dev libjpeg62-turbo-dev   # fhetensor::image: PNG and JPEG inputs
+  clang libclang-rt-14-dev         # libFuzzer targets, AddressSanitizer/UBSan builds
 )
 
 missing=()

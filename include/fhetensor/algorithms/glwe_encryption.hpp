@@ -46,16 +46,21 @@ class GlweKeyTransform {
 };
 
 /// Encrypts the polynomial `message` into `out` ((k+1)N coefficients): random masks,
-/// B = sum_i A_i S_i + e + M.
+/// B = sum_i A_i S_i + e + M. Masks may come from a public seeded stream, noise not.
+template <TfheInstance P, fft::NegacyclicFftBackend Fft, NoiseDistribution D>
+void encrypt_glwe_into(std::span<Torus> out, std::span<const Torus> message, const GlweKeyTransform<P, Fft>& key,
+                       D noise, Csprng& masks, Csprng& noise_rng) {
+  constexpr std::size_t N = P::polynomial_size;
+  constexpr std::size_t k = P::glwe_dimension;
+  masks.fill(out.first(k * N));
+  auto body = out.subspan(k * N, N);
+  for (std::size_t j = 0; j < N; ++j) body[j] = message[j] + sample_noise(noise, noise_rng);
+  key.add_mask_key_product(body, out);
+}
 template <TfheInstance P, fft::NegacyclicFftBackend Fft, NoiseDistribution D>
 void encrypt_glwe_into(std::span<Torus> out, std::span<const Torus> message, const GlweKeyTransform<P, Fft>& key,
                        D noise, Csprng& rng) {
-  constexpr std::size_t N = P::polynomial_size;
-  constexpr std::size_t k = P::glwe_dimension;
-  rng.fill(out.first(k * N));
-  auto body = out.subspan(k * N, N);
-  for (std::size_t j = 0; j < N; ++j) body[j] = message[j] + sample_noise(noise, rng);
-  key.add_mask_key_product(body, out);
+  encrypt_glwe_into<P>(out, message, key, noise, rng, rng);
 }
 
 /// B - sum_i A_i S_i for every coefficient.

@@ -32,12 +32,19 @@ inline Torus dot_product(std::span<const Torus> a, std::span<const Torus> s) noe
   return sum;
 }
 
-/// Writes an encryption of `plaintext` into (mask, body) storage `out` of size d + 1.
+/// Writes an encryption of `plaintext` into (mask, body) storage `out` of size d + 1. The
+/// mask may come from a public seeded stream (compressed ciphertexts and keys); the noise
+/// must come from a secret one.
+template <NoiseDistribution D>
+void encrypt_lwe_into(std::span<Torus> out, std::span<const Torus> key_bits, Torus plaintext, D noise, Csprng& masks,
+                      Csprng& noise_rng) {
+  const std::size_t d = key_bits.size();
+  masks.fill(out.first(d));
+  out[d] = dot_product(out.first(d), key_bits) + sample_noise(noise, noise_rng) + plaintext;
+}
 template <NoiseDistribution D>
 void encrypt_lwe_into(std::span<Torus> out, std::span<const Torus> key_bits, Torus plaintext, D noise, Csprng& rng) {
-  const std::size_t d = key_bits.size();
-  rng.fill(out.first(d));
-  out[d] = dot_product(out.first(d), key_bits) + sample_noise(noise, rng) + plaintext;
+  encrypt_lwe_into(out, key_bits, plaintext, noise, rng, rng);
 }
 
 template <TfheInstance P, LweKeyKind Kind, NoiseDistribution D = decltype(default_noise<P, Kind>())>

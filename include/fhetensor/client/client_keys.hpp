@@ -1,10 +1,12 @@
 #pragma once
 // The client: secret keys for a compiled model's parameter set, encryption of inputs and
-// decryption of outputs. The secret keys never leave this object; server_keys() gives the
-// evaluation keys, which are all a server needs.
+// decryption of outputs. The secret keys never leave this object (save_client_keys in
+// <fhetensor/serialization/files.hpp> is the explicit export); server_keys() and
+// compressed_server_keys() give the evaluation keys, which are all a server needs.
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <variant>
 #include <vector>
 #include <fhetensor/algorithms/key_generation.hpp>
@@ -13,8 +15,13 @@
 #include <fhetensor/core/version.hpp>
 #include <fhetensor/random/csprng.hpp>
 #include <fhetensor/runtime/execute.hpp>
+#include <fhetensor/runtime/server_keys.hpp>
 
 FHETENSOR_BEGIN_NAMESPACE
+
+namespace detail {
+struct ClientKeysAccess;
+}
 
 class ClientKeys {
   using Secret = typename detail::MenuVariant<SecretKeys, detail::Menu>::type;
@@ -30,22 +37,44 @@ class ClientKeys {
  public:
   /// Fresh secret and evaluation keys for the model's parameter set.
   static ClientKeys generate(const CompiledModel& model, Csprng& rng) {
-    return with_menu_instance(model.instance, [&]<class I>(std::type_identity<I>) {
+    ClientKeys keys = with_menu_instance(model.instance, [&]<class I>(std::type_identity<I>) {
       SecretKeys<I> secret = generate_secret_keys<I>(rng);
-      auto server = std::make_shared<const ServerKeys>(generate_evaluation_keys(secret, rng));
-      return ClientKeys(Secret(std::move(secret)), std::move(server), rng.next_seed());
+      const Csprng::Seed evaluation_seed = rng.next_seed();
+      return ClientKeys(Secret(std::move(secret)), evaluation_seed, rng.next_seed());
     });
+    keys.server_keys();  // generated now, as callers expect of generate()
+    return keys;
   }
   static ClientKeys generate(const CompiledModel& model) {
     Csprng rng = Csprng::from_os_entropy();
     return generate(model, rng);
   }
 
-  /// The evaluation keys, to send to the server.
-  std::shared_ptr<const ServerKeys> server_keys() const noexcept { return server_; }
+  /// Index of the parameter set in the menu.
+  std::size_t instance() const noexcept { return secret_.index() - 1; }
 
-  /// Encrypts the model's input `index`; values must lie in its declared range.
-  CiphertextTensor encrypt(const CompiledModel& model, std::size_t index, const ClearTensor& values) {
+  /// The evaluation keys, compressed: what a client sends a server. Regenerated from the
+  /// evaluation seed, so every call gives the same keys.
+  CompressedServerKeys compressed_server_keys() const {
+    return std::visit([&]<class K>(const K& secret) -> CompressedServerKeys {
+      if constexpr (std::is_same_v<K, std::monostate>) throw std::logic_error("fhetensor: empty client keys");
+      else {
+        Csprng rng(evaluation_seed_);
+        return CompressedServerKeys(generate_compressed_evaluation_keys(secret, rng));
+      }
+    }, secret_);
+  }
+
+  /// The evaluation keys, expanded (generated on first use after loading keys from a file).
+  std::shared_ptr<const ServerKeys> server_keys() const {
+    const std::lock_guard lock(*server_mutex_);
+    if (!server_) server_ = std::make_shared<const ServerKeys>(compressed_server_keys());
+    return server_;
+  }
+
+  /// Encrypts the model's input `index`; values must lie in its declared range. The seeded
+  /// form is what travels (8 bytes per element); expand() gives the full ciphertexts.
+  SeededCiphertextTensor encrypt_seeded(const CompiledModel& model, std::size_t index, const ClearTensor& values) {
     if (index >= model.inputs.size()) throw std::out_of_range("fhetensor: the model has " + std::to_string(model.inputs.size()) + " inputs");
     const NodeId id = model.inputs[index];
     const Shape shape(values.shape().begin(), values.shape().end());
@@ -55,17 +84,31 @@ class ClientKeys {
     const ValueRange r = model.nodes[id].range;
     return with_keys(model, [&]<class I>(const SecretKeys<I>& keys) {
       const auto big = keys.big();
-      CiphertextTensor out{shape, model.instance, big.dimension + 1, std::vector<Torus>(values.size() * (big.dimension + 1))};
+      SeededCiphertextTensor out{shape, model.instance, big.dimension + 1, rng_.next_seed(), std::vector<Torus>(values.size())};
+      std::vector<Torus> row(big.dimension + 1);
       for (std::size_t i = 0; i < values.size(); ++i) {
         const std::int64_t v = values.flat(i);
         if (!r.contains(v))
           throw std::out_of_range("fhetensor: input " + std::to_string(index) + " holds " + std::to_string(v) +
                                   ", outside its declared range " + r.to_string());
-        encrypt_lwe_into(out.row(i), big.bits(), static_cast<Torus>(v) << model.encoding_shift(id),
-                         default_noise<I, BigKey>(), rng_);
+        Csprng masks = out.masks(i);
+        encrypt_lwe_into(std::span<Torus>(row), big.bits(), static_cast<Torus>(v) << model.encoding_shift(id),
+                         default_noise<I, BigKey>(), masks, rng_);
+        out.bodies[i] = row.back();
       }
       return out;
     });
+  }
+  CiphertextTensor encrypt(const CompiledModel& model, std::size_t index, const ClearTensor& values) {
+    return encrypt_seeded(model, index, values).expand();
+  }
+  std::vector<SeededCiphertextTensor> encrypt_seeded(const CompiledModel& model, const std::vector<ClearTensor>& inputs) {
+    if (inputs.size() != model.inputs.size())
+      throw std::invalid_argument("fhetensor: the model takes " + std::to_string(model.inputs.size()) + " inputs, got " +
+                                  std::to_string(inputs.size()));
+    std::vector<SeededCiphertextTensor> out;
+    for (std::size_t k = 0; k < inputs.size(); ++k) out.push_back(encrypt_seeded(model, k, inputs[k]));
+    return out;
   }
   std::vector<CiphertextTensor> encrypt(const CompiledModel& model, const std::vector<ClearTensor>& inputs) {
     if (inputs.size() != model.inputs.size())
@@ -107,12 +150,15 @@ class ClientKeys {
   }
 
  private:
-  ClientKeys(Secret secret, std::shared_ptr<const ServerKeys> server, Csprng::Seed seed)
-      : secret_(std::move(secret)), server_(std::move(server)), rng_(seed) {}
+  friend struct detail::ClientKeysAccess;
+  ClientKeys(Secret secret, const Csprng::Seed& evaluation_seed, const Csprng::Seed& encryption_seed)
+      : secret_(std::move(secret)), evaluation_seed_(evaluation_seed), rng_(encryption_seed) {}
 
   Secret secret_;
-  std::shared_ptr<const ServerKeys> server_;
-  Csprng rng_;
+  Csprng::Seed evaluation_seed_;  // the evaluation keys' randomness: secret, like the keys
+  Csprng rng_;                    // masks and noise of encryptions
+  mutable std::shared_ptr<const ServerKeys> server_;
+  mutable std::unique_ptr<std::mutex> server_mutex_ = std::make_unique<std::mutex>();
 };
 
 FHETENSOR_END_NAMESPACE

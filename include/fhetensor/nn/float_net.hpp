@@ -465,10 +465,10 @@ class FloatNet {
 
   Value<4> pool(const std::string& name, const Value<4>& x, const PoolAttributes& p, bool maximum) {
     const std::size_t height = x.shape(2), width = x.shape(3);
-    const auto& [kh, kw] = p.kernel;
-    const auto& [sh, sw] = p.strides;
-    const auto& [dh, dw] = p.dilations;
-    const auto& [pad_top, pad_left, pad_bottom, pad_right] = p.pads;
+    // Named values, not structured bindings: clang before 16 cannot capture those in a lambda.
+    const std::size_t kh = p.kernel[0], kw = p.kernel[1], sh = p.strides[0], sw = p.strides[1];
+    const std::size_t dh = p.dilations[0], dw = p.dilations[1];
+    const std::size_t pad_top = p.pads[0], pad_left = p.pads[1], pad_bottom = p.pads[2], pad_right = p.pads[3];
     const std::size_t out_height = window_count(name, height, kh, sh, dh, pad_top, pad_bottom, p.ceil_mode);
     const std::size_t out_width = window_count(name, width, kw, sw, dw, pad_left, pad_right, p.ceil_mode);
     Value<4> out = Value<4>::from_shape({x.shape(0), x.shape(1), out_height, out_width});

@@ -15,6 +15,7 @@
 #include <vector>
 #include <xtensor/xarray.hpp>
 #include <xtensor/xsort.hpp>
+#include <fhetensor/client/recipe.hpp>
 #include <fhetensor/compiler/compile.hpp>
 #include <fhetensor/core/parallel.hpp>
 #include <fhetensor/core/version.hpp>
@@ -143,26 +144,18 @@ struct QuantizedModel {
   Quantizer output;
   std::optional<std::size_t> softmax_axis;  // applied by the client after decryption
 
-  ClearTensor quantize_input(const xt::xarray<float>& x) const {
-    ClearTensor q = ClearTensor::from_shape(x.shape());
-    for (std::size_t i = 0; i < x.size(); ++i) q.flat(i) = input.quantize(x.flat(i));
-    return q;
+  /// What a client needs to use the model (saved with it: serialization/files.hpp).
+  ClientRecipe recipe() const {
+    ClientRecipe r;
+    r.input = input;
+    r.output = output;
+    r.softmax_axis = softmax_axis;
+    return r;
   }
+  ClearTensor quantize_input(const xt::xarray<float>& x) const { return recipe().quantize(xt::cast<double>(x)); }
   /// Real outputs from decrypted (or clear, or simulated) levels; softmax if the model
   /// ends with one.
-  xt::xarray<double> dequantize_output(const ClearTensor& q) const {
-    xt::xarray<double> y = xt::xarray<double>::from_shape(q.shape());
-    for (std::size_t i = 0; i < q.size(); ++i) y.flat(i) = output.dequantize(q.flat(i));
-    if (softmax_axis) y = softmax(y, *softmax_axis);
-    return y;
-  }
-
- private:
-  static xt::xarray<double> softmax(const xt::xarray<double>& y, std::size_t axis) {
-    const auto m = xt::amax(y, {axis}, xt::keep_dims);
-    const xt::xarray<double> e = xt::exp(y - m);
-    return e / xt::sum(e, {axis}, xt::keep_dims);
-  }
+  xt::xarray<double> dequantize_output(const ClearTensor& q) const { return recipe().dequantize(q); }
 };
 
 /// Quantizes with the calibrated ranges and compiles.

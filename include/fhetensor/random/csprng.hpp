@@ -120,4 +120,23 @@ class Csprng {
   int bits_left_ = 0;
 };
 
+/// The seed of stream `index` of purpose `domain` under `parent` (keyed BLAKE2b): seeded
+/// masks are regenerated element by element, in any order, from one public seed.
+inline Csprng::Seed derive_seed(const Csprng::Seed& parent, std::uint64_t domain, std::uint64_t index) {
+  detail::ensure_sodium_initialized();
+  std::array<std::uint8_t, 16> message;
+  std::memcpy(message.data(), &domain, 8);
+  std::memcpy(message.data() + 8, &index, 8);
+  Csprng::Seed seed;
+  crypto_generichash(seed.data(), seed.size(), message.data(), message.size(), parent.data(), parent.size());
+  return seed;
+}
+
+/// The purposes of derived streams.
+namespace seed_domain {
+inline constexpr std::uint64_t bootstrap_key_masks = 1;
+inline constexpr std::uint64_t keyswitch_key_masks = 2;
+inline constexpr std::uint64_t ciphertext_masks = 3;
+}  // namespace seed_domain
+
 FHETENSOR_END_NAMESPACE

@@ -138,6 +138,11 @@ std::vector<xt::xarray<T>> run_scalar_mode(const CompiledModel& m, D& domain, co
 
 inline std::vector<xt::xarray<double>> run_float(const CompiledModel& m, const std::vector<xt::xarray<double>>& inputs,
                                                  RunOptions options = {}) {
+  for (const Node& n : m.graph.nodes())
+    for (const TableFunction& f : n.functions)
+      if (!f.real)
+        throw std::invalid_argument("fhetensor: the float mode needs the model's functions; a model loaded from a file holds "
+                                    "only their tables (it runs in the clear, simulated and encrypted modes)");
   detail::FloatDomain domain(m);
   return detail::run_scalar_mode(m, domain, inputs, std::move(options));
 }

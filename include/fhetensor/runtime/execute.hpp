@@ -17,51 +17,11 @@
 #include <fhetensor/compiler/model.hpp>
 #include <fhetensor/core/version.hpp>
 #include <fhetensor/crypto/lookup_table.hpp>
+#include <fhetensor/runtime/ciphertext_tensor.hpp>
 #include <fhetensor/runtime/evaluator.hpp>
+#include <fhetensor/runtime/server_keys.hpp>
 
 FHETENSOR_BEGIN_NAMESPACE
-
-/// An encrypted tensor: one big-key LWE ciphertext (mask, body) per element, row-major.
-struct CiphertextTensor {
-  Shape shape;
-  std::size_t instance = 0;  // index of the parameter set in the menu
-  std::size_t row_size = 0;  // LWE dimension + 1
-  std::vector<Torus> data;
-
-  std::span<Torus> row(std::size_t i) { return {data.data() + i * row_size, row_size}; }
-  std::span<const Torus> row(std::size_t i) const { return {data.data() + i * row_size, row_size}; }
-  std::size_t size() const noexcept { return row_size ? data.size() / row_size : 0; }
-};
-
-namespace detail {
-template <template <class> class Of, class List>
-struct MenuVariant;
-template <template <class> class Of, class... Instances>
-struct MenuVariant<Of, InstanceList<Instances...>> {
-  using type = std::variant<std::monostate, Of<Instances>...>;
-};
-template <TfheInstance I>
-using DefaultEvaluationKeys = EvaluationKeys<I>;
-}  // namespace detail
-
-/// What the server holds: the evaluation keys of one parameter set of the menu.
-class ServerKeys {
- public:
-  using Keys = typename detail::MenuVariant<detail::DefaultEvaluationKeys, detail::Menu>::type;
-  ServerKeys() = default;
-  template <TfheInstance I>
-  explicit ServerKeys(EvaluationKeys<I> keys) : keys_(std::move(keys)) {}
-
-  std::size_t instance() const noexcept { return keys_.index() - 1; }
-  template <TfheInstance I>
-  const EvaluationKeys<I>& get() const {
-    if (auto* k = std::get_if<EvaluationKeys<I>>(&keys_)) return *k;
-    throw std::invalid_argument("fhetensor: these server keys are not for parameter set " + std::string(I::name));
-  }
-
- private:
-  Keys keys_;
-};
 
 namespace detail {
 
