@@ -4,6 +4,7 @@
 
 #include <fstream>
 #include <sstream>
+#include <xtensor/xadapt.hpp>
 #include <fhetensor/fhetensor.hpp>
 #include <fhetensor/serialization/files.hpp>
 
@@ -24,7 +25,8 @@ std::pair<ClearTensor, ClearTensor> fixture_values(const std::filesystem::path& 
     rows.emplace_back(std::istream_iterator<std::int64_t>(words), std::istream_iterator<std::int64_t>());
   }
   REQUIRE(rows.size() == 2);
-  return {xt::adapt(rows[0], {rows[0].size()}), xt::adapt(rows[1], {rows[1].size()})};
+  return {ClearTensor(xt::adapt(rows[0], std::vector<std::size_t>{rows[0].size()})),
+          ClearTensor(xt::adapt(rows[1], std::vector<std::size_t>{rows[1].size()}))};
 }
 
 std::uint32_t version_of(const std::filesystem::path& file) {
@@ -38,13 +40,13 @@ TEST_CASE("format version 1 files load: model, secret keys, ciphertexts", "[form
   const auto [x, y] = fixture_values(dir);
   const CompiledModel model = load_model(dir / "model.fhe");
   ClientKeys keys = import_client_keys(dir / "client.keys");
-  CHECK(run_clear(model, {x})[0] == y);
+  CHECK((run_clear(model, {x})[0] == y));
   // The outputs the old version computed, and a fresh run on its inputs with the keys the
   // imported secret regenerates, decrypt to the clear result.
-  CHECK(keys.decrypt(model, load_ciphertexts(dir / "outputs.ct"))[0] == y);
-  CHECK(keys.decrypt(model, run(model, load_ciphertexts(dir / "inputs.ct"), *keys.server_keys()))[0] == y);
+  CHECK((keys.decrypt(model, load_ciphertexts(dir / "outputs.ct"))[0] == y));
+  CHECK((keys.decrypt(model, run(model, load_ciphertexts(dir / "inputs.ct"), *keys.server_keys()))[0] == y));
   // Saved again, they are in the current version and load the same.
   const CompiledModel again = deserialize_model(serialize(model));
   CHECK(read_header(serialize(model)).format_version == format::current_version);
-  CHECK(run_clear(again, {x})[0] == y);
+  CHECK((run_clear(again, {x})[0] == y));
 }
