@@ -104,13 +104,35 @@ TEST_CASE("keys and ciphertexts survive round trips; the server runs on loaded o
   std::mt19937_64 gen(8);
   for (int trial = 0; trial < 3; ++trial) {
     const auto in = random_inputs(gen);
-    const auto upload = serialize(keys.encrypt(m, in));
-    const auto outputs = run(server_model, deserialize_ciphertexts(upload), server_keys);
+    // Seeded, the upload takes 8 bytes per element, plus its shape and seed.
+    const auto upload = serialize(keys.encrypt_seeded(m, in));
+    CHECK(upload.size() < format::header_size + 200 + 8 * (32 + 3));
+    const auto outputs = run(server_model, deserialize_inputs(upload, server_model), server_keys);
     const auto got = imported.decrypt(m, deserialize_ciphertexts(serialize(outputs)));
     const auto expected = run_clear(m, in);
     CHECK(got[0] == expected[0]);
     CHECK(got[1] == expected[1]);
   }
+}
+
+TEST_CASE("a model file carries the client's recipe", "[serialization]") {
+  ClientRecipe recipe;
+  recipe.mean = {0.5, 0.25};
+  recipe.stddev = {0.2, 0.1};
+  recipe.input = nn::Quantizer{0.01, 3, 8};
+  recipe.output = nn::Quantizer{0.5, 2, 4};
+  recipe.labels = {"cat", "dog"};
+  const ModelPackage loaded = deserialize_model_package(serialize(shared_model(), recipe));
+  REQUIRE(loaded.recipe);
+  CHECK(loaded.recipe->mean == recipe.mean);
+  CHECK(loaded.recipe->stddev == recipe.stddev);
+  CHECK(loaded.recipe->input.scale == recipe.input.scale);
+  CHECK(loaded.recipe->output.zero == recipe.output.zero);
+  CHECK(loaded.recipe->labels == recipe.labels);
+  CHECK_FALSE(loaded.recipe->softmax_axis);
+  CHECK_FALSE(deserialize_model_package(serialize(shared_model())).recipe);
+  recipe.softmax_axis = 0;  // beyond the rank of the model's first output, a scalar
+  CHECK_THROWS_WITH(deserialize_model_package(serialize(shared_model(), recipe)), Catch::Contains("softmax axis"));
 }
 
 TEST_CASE("the envelope refuses truncated, flipped, foreign and oversized bytes", "[serialization]") {
@@ -193,8 +215,8 @@ TEST_CASE("keys and ciphertexts must conform to their parameter set", "[serializ
   const auto ct = serialize(keys.encrypt(m, random_inputs(gen)));
   const auto secret = export_client_keys(keys);
   SECTION("a ciphertext claiming another row size or parameter set") {
-    // Payload: endianness byte, list version, count, tensor version, rank, dims..., instance, row size.
-    const std::size_t rank_at = format::header_size + 1 + 4 + 8 + 4;
+    // Payload: endianness byte, list version, count, form, tensor version, rank, dims..., instance, row size.
+    const std::size_t rank_at = format::header_size + 1 + 4 + 8 + 1 + 4;
     const std::size_t instance_at = rank_at + 8 + 3 * 8;
     CHECK_THROWS_WITH(deserialize_ciphertexts(resealed(patched(ct, instance_at, std::uint64_t{1}))),
                       Catch::Contains("parameter set"));
@@ -213,12 +235,25 @@ TEST_CASE("keys and ciphertexts must conform to their parameter set", "[serializ
     const std::vector<std::uint8_t> cut(keys_bytes.begin(), keys_bytes.begin() + 4096);
     CHECK_THROWS_WITH(deserialize_server_keys(resealed(cut)), Catch::Contains("keys take"));
   }
+  SECTION("a ciphertext of an unknown form") {
+    const std::size_t form_at = format::header_size + 1 + 4 + 8;
+    CHECK_THROWS_WITH(deserialize_ciphertexts(resealed(patched(ct, form_at, std::uint8_t{7}))), Catch::Contains("unknown ciphertext form"));
+  }
+  SECTION("a seeded ciphertext that would expand beyond the limit") {
+    const auto seeded = serialize(keys.encrypt_seeded(m, random_inputs(gen)));
+    CHECK_NOTHROW(deserialize_ciphertexts(seeded));
+    CHECK_THROWS_WITH(deserialize_ciphertexts(seeded, LoadLimits{.max_ciphertext_bytes = 100'000}), Catch::Contains("expands"));
+  }
   SECTION("ciphertexts of the wrong shape for the model") {
     const auto other = compile([](auto x) { return relu(x); }, input<Tensor<int, 1>, Bits<3>>({5}));
     ClientKeys other_keys = ClientKeys::generate(other);
     const std::vector<ClearTensor> in{ClearTensor(xt::zeros<std::int64_t>({5}))};
-    const auto foreign = deserialize_ciphertexts(serialize(other_keys.encrypt(other, in)));
-    CHECK_THROWS_AS(run(m, foreign, *keys.server_keys()), std::invalid_argument);
+    const auto upload = serialize(other_keys.encrypt_seeded(other, in));
+    CHECK_THROWS_AS(run(m, deserialize_ciphertexts(upload), *keys.server_keys()), std::invalid_argument);
+    // A server checks an upload against its model before expanding it.
+    CHECK_THROWS_WITH(deserialize_inputs(upload, m), Catch::Contains("encrypted inputs; the model takes 2"));
+    const auto two = serialize(std::vector{other_keys.encrypt_seeded(other, 0, in[0]), other_keys.encrypt_seeded(other, 0, in[0])});
+    CHECK_THROWS_WITH(deserialize_inputs(two, m), Catch::Contains("the model expects [2, 4, 4]"));
   }
 }
 

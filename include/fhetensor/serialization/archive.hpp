@@ -36,6 +36,8 @@ class MemoryBuffer : public std::streambuf {
 struct LoadContext {
   const MemoryBuffer* buffer = nullptr;
   std::size_t instance = 0;
+  std::uint32_t format_version = 0;
+  std::uint64_t max_expanded_bytes = 0;  // what seeded ciphertexts may grow to
   std::uint64_t remaining() const noexcept { return buffer->remaining(); }
 };
 
@@ -134,10 +136,10 @@ std::vector<std::uint8_t> seal_object(ObjectKind kind, std::size_t instance, con
 
 /// Loads `object` from a checked envelope's payload; every byte must be used.
 template <class T>
-void from_payload(const Envelope& envelope, T& object) {
+void from_payload(const Envelope& envelope, T& object, std::uint64_t max_expanded_bytes = 0) {
   MemoryBuffer buffer(envelope.payload);
   std::istream stream(&buffer);
-  LoadContext context{&buffer, envelope.header.instance};
+  LoadContext context{&buffer, envelope.header.instance, envelope.header.format_version, max_expanded_bytes};
   try {
     ContextArchive ar(context, stream);
     ar(object);

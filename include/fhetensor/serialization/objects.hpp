@@ -9,8 +9,10 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <variant>
 #include <vector>
 #include <fhetensor/client/client_keys.hpp>
+#include <fhetensor/client/recipe.hpp>
 #include <fhetensor/compiler/model.hpp>
 #include <fhetensor/compiler/validate.hpp>
 #include <fhetensor/core/version.hpp>
@@ -43,9 +45,9 @@ inline std::size_t ciphertext_row_size(std::size_t instance) {
   return with_menu_instance(instance, []<class I>(std::type_identity<I>) { return I::glwe_dimension * I::polynomial_size + 1; });
 }
 
-/// The ciphertexts of one file, in order.
+/// The ciphertexts of one file, in order: full (server outputs) or seeded (client uploads).
 struct CiphertextList {
-  std::vector<CiphertextTensor> tensors;
+  std::vector<std::variant<CiphertextTensor, SeededCiphertextTensor>> tensors;
 };
 
 /// Server keys and the secret keys carry no count: their sizes are the parameter set's.
@@ -58,6 +60,22 @@ struct ClientKeysRecord {
 
 // ---- Ciphertexts ---------------------------------------------------------------------
 
+namespace detail {
+/// Shape, parameter set and row size of a ciphertext of the file's set; `element_bytes` is
+/// what each element takes in the data (a row, or a body), against which the shape is bounded.
+inline void load_ciphertext_header(InputArchive& ar, Shape& shape, std::size_t& instance, std::size_t& row_size,
+                                   std::uint64_t element_bytes) {
+  const auto& c = context(ar);
+  shape = load_shape(ar, c.remaining() / element_bytes, "ciphertext");
+  std::uint64_t stored_instance, stored_row;
+  ar(stored_instance, stored_row);
+  if (stored_instance != c.instance || stored_row != ciphertext_row_size(c.instance))
+    malformed("ciphertext: not a ciphertext of the file's parameter set " + std::string(instance_name(c.instance)));
+  instance = stored_instance;
+  row_size = stored_row;
+}
+}  // namespace detail
+
 inline void save(detail::OutputArchive& ar, const CiphertextTensor& c, std::uint32_t) {
   detail::save_shape(ar, c.shape);
   ar(static_cast<std::uint64_t>(c.instance), static_cast<std::uint64_t>(c.row_size));
@@ -65,31 +83,54 @@ inline void save(detail::OutputArchive& ar, const CiphertextTensor& c, std::uint
 }
 inline void load(detail::InputArchive& ar, CiphertextTensor& c, std::uint32_t version) {
   detail::check_version(version, 1, "ciphertext");
-  const auto& context = detail::context(ar);
-  const std::size_t row = detail::ciphertext_row_size(context.instance);
-  c.shape = detail::load_shape(ar, context.remaining() / (8 * row), "ciphertext");
-  std::uint64_t instance, row_size;
-  ar(instance, row_size);
-  if (instance != context.instance || row_size != row)
-    detail::malformed("ciphertext: not a ciphertext of the file's parameter set " + std::string(instance_name(context.instance)));
-  c.instance = instance;
-  c.row_size = row;
+  const std::size_t row = detail::ciphertext_row_size(detail::context(ar).instance);
+  detail::load_ciphertext_header(ar, c.shape, c.instance, c.row_size, 8 * row);
   c.data.assign(element_count(c.shape) * row, 0);
   detail::load_exact_array<Torus>(ar, c.data, "ciphertext");
 }
 
-namespace detail {
-inline void save(OutputArchive& ar, const CiphertextList& list, std::uint32_t) {
-  ar(static_cast<std::uint64_t>(list.tensors.size()));
-  for (const auto& t : list.tensors) ar(t);
+inline void save(detail::OutputArchive& ar, const SeededCiphertextTensor& c, std::uint32_t) {
+  detail::save_shape(ar, c.shape);
+  ar(static_cast<std::uint64_t>(c.instance), static_cast<std::uint64_t>(c.row_size));
+  ar(cereal::binary_data(c.mask_seed.data(), c.mask_seed.size()));
+  detail::save_array<Torus>(ar, c.bodies);
 }
-inline void load(InputArchive& ar, CiphertextList& list, std::uint32_t version) {
-  check_version(version, 1, "ciphertext list");
-  const std::uint64_t count = load_count(ar, 24, 1u << 20, "ciphertext list");
-  list.tensors.resize(count);
-  for (auto& t : list.tensors) ar(t);
+inline void load(detail::InputArchive& ar, SeededCiphertextTensor& c, std::uint32_t version) {
+  detail::check_version(version, 1, "seeded ciphertext");
+  detail::load_ciphertext_header(ar, c.shape, c.instance, c.row_size, 8);
+  // A seeded tensor grows row_size times when expanded: bound what it will become.
+  const auto& context = detail::context(ar);
+  if (element_count(c.shape) > context.max_expanded_bytes / (8 * c.row_size))
+    detail::malformed("seeded ciphertext: expands to more than the limit of " + std::to_string(context.max_expanded_bytes) +
+                      " bytes");
+  ar(cereal::binary_data(c.mask_seed.data(), c.mask_seed.size()));
+  c.bodies.assign(element_count(c.shape), 0);
+  detail::load_exact_array<Torus>(ar, c.bodies, "seeded ciphertext");
 }
 
+namespace detail {
+// Version 1: full ciphertexts only. Version 2: each preceded by its form (0 full, 1 seeded).
+enum class CiphertextForm : std::uint8_t { full = 0, seeded = 1 };
+
+inline void save(OutputArchive& ar, const CiphertextList& list, std::uint32_t) {
+  ar(static_cast<std::uint64_t>(list.tensors.size()));
+  for (const auto& t : list.tensors) {
+    ar(static_cast<std::uint8_t>(t.index()));
+    std::visit([&](const auto& tensor) { ar(tensor); }, t);
+  }
+}
+inline void load(InputArchive& ar, CiphertextList& list, std::uint32_t version) {
+  check_version(version, 2, "ciphertext list");
+  const std::uint64_t count = load_count(ar, 24, 1u << 20, "ciphertext list");
+  list.tensors.resize(count);
+  for (auto& t : list.tensors) {
+    std::uint8_t form = 0;
+    if (version >= 2) ar(form);
+    if (form == static_cast<std::uint8_t>(CiphertextForm::full)) ar(t.emplace<CiphertextTensor>());
+    else if (form == static_cast<std::uint8_t>(CiphertextForm::seeded)) ar(t.emplace<SeededCiphertextTensor>());
+    else malformed("ciphertext list: unknown ciphertext form " + std::to_string(form));
+  }
+}
 }  // namespace detail
 
 // ---- Keys ----------------------------------------------------------------------------
@@ -374,12 +415,83 @@ inline void load(detail::InputArchive& ar, CompiledModel& m, std::uint32_t versi
   }
 }
 
+// ---- Model files ----------------------------------------------------------------------
+
+/// What a model file holds: the compiled model and, for a model quantized from a float
+/// network, the client's recipe (format version 2 on; absent in version 1 files).
+struct ModelPackage {
+  CompiledModel model;
+  std::optional<ClientRecipe> recipe;
+};
+
+namespace detail {
+inline void save_quantizer(OutputArchive& ar, const nn::Quantizer& q) { ar(q.scale, q.zero, static_cast<std::int32_t>(q.bits)); }
+inline nn::Quantizer load_quantizer(InputArchive& ar) {
+  nn::Quantizer q;
+  std::int32_t bits;
+  ar(q.scale, q.zero, bits);
+  if (bits < 1 || bits > 24 || !std::isfinite(q.scale) || !(q.scale > 0) || q.zero < 0 || q.zero >= (std::int64_t{1} << bits))
+    malformed("recipe: a quantizer");
+  q.bits = bits;
+  return q;
+}
+}  // namespace detail
+
+inline void save(detail::OutputArchive& ar, const ClientRecipe& r, std::uint32_t) {
+  ar(r.pixel_scale);
+  detail::save_array<double>(ar, r.mean);
+  detail::save_array<double>(ar, r.stddev);
+  detail::save_quantizer(ar, r.input);
+  detail::save_quantizer(ar, r.output);
+  ar(r.softmax_axis.has_value(), static_cast<std::uint64_t>(r.softmax_axis.value_or(0)));
+  ar(static_cast<std::uint64_t>(r.labels.size()));
+  for (const auto& label : r.labels) detail::save_string(ar, label);
+}
+inline void load(detail::InputArchive& ar, ClientRecipe& r, std::uint32_t version) {
+  detail::check_version(version, 1, "client recipe");
+  ar(r.pixel_scale);
+  r.mean = detail::load_array<double>(ar, 4096, "recipe: mean");
+  r.stddev = detail::load_array<double>(ar, 4096, "recipe: standard deviation");
+  if (r.mean.size() != r.stddev.size() || !std::isfinite(r.pixel_scale)) detail::malformed("recipe: normalization");
+  for (double s : r.stddev)
+    if (!(s != 0) || !std::isfinite(s)) detail::malformed("recipe: a standard deviation");
+  r.input = detail::load_quantizer(ar);
+  r.output = detail::load_quantizer(ar);
+  bool softmax;
+  std::uint64_t axis;
+  ar(softmax, axis);
+  if (softmax) {
+    if (axis >= detail::max_rank) detail::malformed("recipe: softmax axis");
+    r.softmax_axis = axis;
+  }
+  r.labels.resize(detail::load_count(ar, 8, 1u << 20, "recipe: labels"));
+  for (auto& label : r.labels) label = detail::load_string(ar, detail::max_string, "recipe: label");
+}
+
+inline void save(detail::OutputArchive& ar, const ModelPackage& p, std::uint32_t) {
+  ar(p.model, p.recipe.has_value());
+  if (p.recipe) ar(*p.recipe);
+}
+inline void load(detail::InputArchive& ar, ModelPackage& p, std::uint32_t version) {
+  detail::check_version(version, 1, "model package");
+  bool has_recipe;
+  ar(p.model, has_recipe);
+  if (has_recipe) ar(p.recipe.emplace());
+  if (p.recipe && p.recipe->softmax_axis) {
+    for (NodeId o : p.model.outputs)
+      if (*p.recipe->softmax_axis >= p.model.graph[o].shape.size()) detail::malformed("recipe: softmax axis beyond an output's rank");
+  }
+}
+
 FHETENSOR_END_NAMESPACE
 
 CEREAL_CLASS_VERSION(fhetensor::Node, 1)
 CEREAL_CLASS_VERSION(fhetensor::NodeAnnotation, 1)
 CEREAL_CLASS_VERSION(fhetensor::CompiledModel, 1)
+CEREAL_CLASS_VERSION(fhetensor::ClientRecipe, 1)
+CEREAL_CLASS_VERSION(fhetensor::ModelPackage, 1)
 CEREAL_CLASS_VERSION(fhetensor::CiphertextTensor, 1)
-CEREAL_CLASS_VERSION(fhetensor::detail::CiphertextList, 1)
+CEREAL_CLASS_VERSION(fhetensor::detail::CiphertextList, 2)
+CEREAL_CLASS_VERSION(fhetensor::SeededCiphertextTensor, 1)
 CEREAL_CLASS_VERSION(fhetensor::CompressedServerKeys, 1)
 CEREAL_CLASS_VERSION(fhetensor::detail::ClientKeysRecord, 1)
