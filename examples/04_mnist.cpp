@@ -7,6 +7,9 @@
 //
 //   example_04_mnist [mnist|fashion] [--qat | --choose-bits] [--encrypted N] [--test N]
 //                    [--bits B] [--rounding-bits R] [--error-probability P] [--csv FILE]
+//                    [--save-model FILE]
+// --save-model: writes the compiled model with its client recipe (pixels / 255, the
+// quantizers, class labels) for deployment with the fhetensor tool (docs/deployment.md).
 // --choose-bits: the library picks the widths (nn::choose_bits) on 2,000 training images
 // beyond the calibration ones.
 #include <chrono>
@@ -21,6 +24,7 @@
 #include <fhetensor/io/idx.hpp>
 #include <fhetensor/nn/choose_bits.hpp>
 #include <fhetensor/nn/quantize.hpp>
+#include <fhetensor/serialization/files.hpp>
 
 #include "fashion/fashion_cnn.hpp"
 #include "mnist/mnist_cnn.hpp"
@@ -41,6 +45,7 @@ struct Options {
   double margin = 0.1;
   std::optional<double> error_probability;  // default: the QAT recipe's, else 2^-6
   std::string csv;
+  std::string save_model;
 };
 
 Options parse(int argc, char** argv) {
@@ -61,6 +66,7 @@ Options parse(int argc, char** argv) {
     else if (a == "--rounding-bits") o.rounding_bits = std::stoi(next());
     else if (a == "--error-probability") o.error_probability = std::stod(next());
     else if (a == "--csv") o.csv = next();
+    else if (a == "--save-model") o.save_model = next();
     else if (a == "--refine") o.refine = std::stoi(next());
     else if (a == "--margin") o.margin = std::stod(next());
     else throw std::invalid_argument("unknown argument " + a);
@@ -151,6 +157,14 @@ int run(const Options& o) {
   const nn::QuantizedModel model = nn::quantize<Model>(weights, calibration, q, compile_options);
   std::printf("quantized (weights %d bits, activations %d bits, input %d bits) and compiled in %.1f s\n\n%s\n",
               q.weight_bits, q.activation_bits, q.input_bits, seconds_since(t0), explain(model.compiled).c_str());
+  if (!o.save_model.empty()) {
+    ClientRecipe recipe = model.recipe();  // pixels / 255, as the model was trained
+    recipe.labels = o.dataset == "mnist" ? std::vector<std::string>{"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"}
+                                         : std::vector<std::string>{"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                                                                    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"};
+    save_model(o.save_model, model.compiled, recipe);
+    std::printf("model and client recipe written to %s\n", o.save_model.c_str());
+  }
 
   // 3. clear integers and simulate over the test set
   t0 = std::chrono::steady_clock::now();

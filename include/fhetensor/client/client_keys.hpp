@@ -138,7 +138,8 @@ class ClientKeys {
         const Torus phase = row.back() - dot_product(row.first(row.size() - 1), big.bits());
         const auto d = static_cast<std::int64_t>(phase - (static_cast<Torus>(centre) << shift));
         const std::int64_t half = shift > 0 ? std::int64_t{1} << (shift - 1) : 0;
-        out.flat(i) = centre + ((d + half) >> shift);
+        // The sum in unsigned arithmetic: near the far end of the torus it leaves int64.
+        out.flat(i) = centre + (static_cast<std::int64_t>(static_cast<Torus>(d) + static_cast<Torus>(half)) >> shift);
       }
       return out;
     });

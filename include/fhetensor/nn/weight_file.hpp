@@ -71,10 +71,15 @@ class WeightFile {
       if (rank > max_rank) throw WeightFileError("fhetensor: tensor " + name + " has rank " + std::to_string(rank));
       std::vector<std::size_t> shape(rank);
       std::uint64_t elements = 1;
+      std::uint64_t extents = 1;  // product of the non-zero extents: after a 0, `elements` bounds nothing
       for (auto& e : shape) {
         const auto extent = r.read<std::uint64_t>();
         if (extent != 0 && elements > r.left() / 4 / extent)
           throw WeightFileError("fhetensor: tensor " + name + " claims more elements than the file holds");
+        // An empty tensor's other extents must still fit xtensor's signed strides.
+        if (extent != 0 && extents > (std::uint64_t{1} << 40) / extent)
+          throw WeightFileError("fhetensor: tensor " + name + " has a shape of more than 2^40 elements");
+        if (extent != 0) extents *= extent;
         elements *= extent;
         e = static_cast<std::size_t>(extent);
       }

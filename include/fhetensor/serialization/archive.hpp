@@ -62,6 +62,15 @@ inline LoadContext& context(InputArchive& ar) {
 
 [[noreturn]] inline void malformed(const std::string& what) { throw FormatError("fhetensor: malformed " + what); }
 
+/// A flag written as one byte: anything but 0 or 1 is refused (a bool holding another
+/// value is undefined behaviour).
+inline bool load_bool(InputArchive& ar, const char* what) {
+  std::uint8_t byte;
+  ar(byte);
+  if (byte > 1) malformed(std::string(what) + ": a flag that is neither 0 nor 1");
+  return byte == 1;
+}
+
 /// A count of items of `item_bytes` each that must fit in what is left (and under `max`).
 inline std::uint64_t load_count(InputArchive& ar, std::uint64_t item_bytes, std::uint64_t max, const char* what) {
   std::uint64_t count;

@@ -230,9 +230,7 @@ inline void save_optional_range(OutputArchive& ar, const std::optional<ValueRang
   if (r) save_range(ar, *r);
 }
 inline std::optional<ValueRange> load_optional_range(InputArchive& ar) {
-  bool present;
-  ar(present);
-  if (!present) return std::nullopt;
+  if (!load_bool(ar, "model: optional range")) return std::nullopt;
   return load_range(ar);
 }
 inline void save_ids(OutputArchive& ar, const std::vector<std::size_t>& ids) {
@@ -321,9 +319,9 @@ inline void load(detail::InputArchive& ar, Node& n, std::uint32_t version) {
   n.functions.resize(detail::load_count(ar, 8, UINT64_MAX, "model: functions"));
   for (auto& f : n.functions) f.name = detail::load_string(ar, detail::max_string, "model: function name");
   n.table_of = detail::load_array<std::uint32_t>(ar, UINT64_MAX, "model: table selection");
-  bool pinned;
+  const bool pinned = detail::load_bool(ar, "model: rounding bits");
   std::int32_t bits;
-  ar(pinned, bits);
+  ar(bits);
   if (pinned) n.rounding_bits = bits;
 }
 
@@ -341,10 +339,10 @@ inline void load(detail::InputArchive& ar, NodeAnnotation& a, std::uint32_t vers
   detail::check_version(version, 1, "model annotation");
   a.range = detail::load_range(ar);
   std::uint64_t component;
-  bool has_lookup;
-  ar(component, a.variance, a.correlated, has_lookup);
+  ar(component, a.variance);
   a.component = component;
-  if (!has_lookup) return;
+  a.correlated = detail::load_bool(ar, "model: correlation");
+  if (!detail::load_bool(ar, "model: lookup plan")) return;
   LookupPlan& p = a.lookup.emplace();
   std::int32_t precision, shift, scale;
   ar(precision, shift, p.offset, p.used_entries, scale, p.rotation_variance);
@@ -457,9 +455,9 @@ inline void load(detail::InputArchive& ar, ClientRecipe& r, std::uint32_t versio
     if (!(s != 0) || !std::isfinite(s)) detail::malformed("recipe: a standard deviation");
   r.input = detail::load_quantizer(ar);
   r.output = detail::load_quantizer(ar);
-  bool softmax;
+  const bool softmax = detail::load_bool(ar, "recipe: softmax");
   std::uint64_t axis;
-  ar(softmax, axis);
+  ar(axis);
   if (softmax) {
     if (axis >= detail::max_rank) detail::malformed("recipe: softmax axis");
     r.softmax_axis = axis;
@@ -474,9 +472,8 @@ inline void save(detail::OutputArchive& ar, const ModelPackage& p, std::uint32_t
 }
 inline void load(detail::InputArchive& ar, ModelPackage& p, std::uint32_t version) {
   detail::check_version(version, 1, "model package");
-  bool has_recipe;
-  ar(p.model, has_recipe);
-  if (has_recipe) ar(p.recipe.emplace());
+  ar(p.model);
+  if (detail::load_bool(ar, "model package: recipe")) ar(p.recipe.emplace());
   if (p.recipe && p.recipe->softmax_axis) {
     for (NodeId o : p.model.outputs)
       if (*p.recipe->softmax_axis >= p.model.graph[o].shape.size()) detail::malformed("recipe: softmax axis beyond an output's rank");
