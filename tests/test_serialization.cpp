@@ -135,6 +135,18 @@ TEST_CASE("a model file carries the client's recipe", "[serialization]") {
   CHECK_THROWS_WITH(deserialize_model_package(serialize(shared_model(), recipe)), Catch::Contains("softmax axis"));
 }
 
+TEST_CASE("a recipe dequantizes and applies the softmax along its axis", "[serialization]") {
+  ClientRecipe recipe;
+  recipe.output = nn::Quantizer{0.5, 2, 8};
+  recipe.softmax_axis = 1;
+  const ClearTensor levels{{6, 10, 0}};  // reals 2, 4, -1
+  const xt::xarray<double> p = recipe.dequantize(levels);
+  const double total = std::exp(2.0) + std::exp(4.0) + std::exp(-1.0);
+  CHECK(p(0, 0) == Approx(std::exp(2.0) / total));
+  CHECK(p(0, 1) == Approx(std::exp(4.0) / total));
+  CHECK(p(0, 2) == Approx(std::exp(-1.0) / total));
+}
+
 TEST_CASE("the envelope refuses truncated, flipped, foreign and oversized bytes", "[serialization]") {
   const auto bytes = serialize(shared_model());
   SECTION("truncated at every length") {

@@ -85,6 +85,21 @@ template <class... Instances>
 constexpr std::size_t size_of(InstanceList<Instances...>) noexcept { return sizeof...(Instances); }
 }  // namespace detail
 inline constexpr std::size_t menu_size = detail::size_of(detail::Menu{});
+namespace detail {
+template <class I, class... Instances>
+constexpr std::size_t index_in(InstanceList<Instances...>) noexcept {
+  std::size_t index = 0;
+  bool found = false;
+  ((found = found || std::is_same_v<I, Instances>, index += found ? 0 : 1), ...);
+  return index;
+}
+}  // namespace detail
+/// The index of instance I in the menu (what with_menu_instance takes).
+template <class I>
+constexpr std::size_t menu_index() noexcept {
+  static_assert(detail::index_in<I>(detail::Menu{}) < menu_size, "this instance is not in the menu");
+  return detail::index_in<I>(detail::Menu{});
+}
 template <class F>
 decltype(auto) with_menu_instance(std::size_t index, F&& f) {
   return detail::with_instance_of(detail::Menu{}, index, f);

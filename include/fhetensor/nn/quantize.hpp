@@ -15,7 +15,7 @@
 #include <vector>
 #include <xtensor/xarray.hpp>
 #include <xtensor/xsort.hpp>
-#include <fhetensor/client/recipe.hpp>
+#include <fhetensor/nn/client_recipe.hpp>
 #include <fhetensor/compiler/compile.hpp>
 #include <fhetensor/core/parallel.hpp>
 #include <fhetensor/core/version.hpp>

@@ -12,7 +12,7 @@
 #include <variant>
 #include <vector>
 #include <fhetensor/client/client_keys.hpp>
-#include <fhetensor/client/recipe.hpp>
+#include <fhetensor/nn/client_recipe.hpp>
 #include <fhetensor/compiler/model.hpp>
 #include <fhetensor/compiler/validate.hpp>
 #include <fhetensor/core/version.hpp>

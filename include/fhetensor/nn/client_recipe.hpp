@@ -45,9 +45,12 @@ struct ClientRecipe {
     xt::xarray<double> y = xt::xarray<double>::from_shape(q.shape());
     for (std::size_t i = 0; i < q.size(); ++i) y.flat(i) = output.dequantize(q.flat(i));
     if (!softmax_axis) return y;
-    const auto m = xt::amax(y, {*softmax_axis}, xt::keep_dims);
+    // Reductions evaluated at once: a lazy one would outlive its temporary axis list.
+    const std::vector<std::size_t> axes{*softmax_axis};
+    const xt::xarray<double> m = xt::amax(y, axes, xt::keep_dims);
     const xt::xarray<double> e = xt::exp(y - m);
-    return e / xt::sum(e, {*softmax_axis}, xt::keep_dims);
+    const xt::xarray<double> total = xt::sum(e, axes, xt::keep_dims);
+    return e / total;
   }
 };
 
