@@ -31,9 +31,13 @@ inline void save_shape(OutputArchive& ar, const Shape& shape) { save_array<std::
 /// A shape whose element count is at most `max_elements` (checked without overflow).
 inline Shape load_shape(InputArchive& ar, std::uint64_t max_elements, const char* what) {
   const auto dims = load_array<std::uint64_t>(ar, max_rank, what);
-  std::uint64_t count = 1;
+  // The nonzero extents are bounded too: with a zero among them the count is 0, but
+  // xtensor's strides multiply the others (and would overflow).
+  std::uint64_t count = 1, nonzero = 1;
   for (std::uint64_t d : dims) {
-    if (d != 0 && count > max_elements / d) malformed(std::string(what) + ": a shape of more elements than the data holds");
+    if (d != 0 && nonzero > std::max<std::uint64_t>(max_elements, 1) / d)
+      malformed(std::string(what) + ": a shape of more elements than the data holds");
+    if (d != 0) nonzero *= d;
     count *= d;
   }
   if (count > max_elements) malformed(std::string(what) + ": a shape of more elements than the data holds");
