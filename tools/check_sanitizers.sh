@@ -37,7 +37,8 @@ parallel=${JOBS:-2}
 # What runs under the sanitizers, to fit CI's budget (the sanitizer build compiles ~3x
 # slower than the normal one, and ASan runs the crypto ~3-5x slower):
 # Test executables built: every test of the loaders (serialization, formats, .npy, images,
-# idx, weight files), of the HTTP server, of the backend (torus, FFT with -march=native,
+# idx, weight files), of the HTTP server, the fhetensor tool end to end (it reads files from
+# strangers; make_fixtures writes its model), of the backend (torus, FFT with -march=native,
 # random, LWE, key switching, PBS) and of the compiler and runtime. Not built: test_noise
 # (statistical: hundreds of thousands of encryptions and bootstraps to estimate variances,
 # over code test_pbs and test_keyswitch run), test_qat (the 10,000-image MNIST and
@@ -47,7 +48,7 @@ parallel=${JOBS:-2}
 # AVX2 and portable FFT variants (each compiles its own Catch main).
 test_targets=(test_torus test_fft test_random test_params test_lwe test_keyswitch test_pbs test_progress
   test_compiler test_execute test_weight_file test_serialization test_formats test_npy test_idx test_image
-  test_http_server)
+  test_http_server fhetensor_cli make_fixtures)
 # Tests of the built executables left out, by name (CTest regex): key generation and
 # bootstraps on the parameter sets of N >= 4096 (keys of hundreds of megabytes to
 # gigabytes; minutes each under ASan), whose code is the same as on the smaller sets
