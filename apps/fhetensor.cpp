@@ -214,6 +214,7 @@ void inspect(const fs::path& path) {
     }
     case ObjectKind::server_keys: deserialize_server_keys(head); break;
     case ObjectKind::client_keys: std::printf("  SECRET: whoever holds this file can decrypt\n"); break;
+    case ObjectKind::run_state: std::printf("  resumed by run() with the same model and inputs\n"); break;
   }
 }
 

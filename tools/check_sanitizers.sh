@@ -47,7 +47,7 @@ parallel=${JOBS:-2}
 # tensors, no parsing of outside bytes; together a third of the build time), and the
 # AVX2 and portable FFT variants (each compiles its own Catch main).
 test_targets=(test_torus test_fft test_random test_params test_lwe test_keyswitch test_pbs test_progress
-  test_compiler test_execute test_weight_file test_serialization test_formats test_npy test_idx test_image
+  test_compiler test_execute test_checkpoint test_weight_file test_serialization test_formats test_npy test_idx test_image
   test_http_server fhetensor_cli make_fixtures)
 # Tests of the built executables left out, by name (CTest regex): key generation and
 # bootstraps on the parameter sets of N >= 4096 (keys of hundreds of megabytes to
@@ -91,7 +91,7 @@ start=$(clock)
 say "configuring $build_dir with $cxx"
 mkdir -p "$build_dir"
 cmake -S "$root" -B "$build_dir" -DCMAKE_CXX_COMPILER="$cxx" \
-  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g" \
+  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -gline-tables-only" \
   -DCMAKE_CXX_FLAGS="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer" \
   -DFHETENSOR_BUILD_FUZZERS=ON -DFHETENSOR_BUILD_TESTS=ON -DFHETENSOR_BUILD_BENCHMARKS=OFF \
   -DFHETENSOR_BUILD_EXAMPLES=OFF -DFHETENSOR_INSTALL=OFF >"$build_dir/configure.log" 2>&1 ||

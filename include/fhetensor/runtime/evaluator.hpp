@@ -5,14 +5,19 @@
 // parallel loop, so independent bootstraps keep both cores busy.
 #include <algorithm>
 #include <array>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <limits>
+#include <memory>
 #include <span>
 #include <string>
 #include <vector>
 #include <fhetensor/compiler/model.hpp>
 #include <fhetensor/core/parallel.hpp>
 #include <fhetensor/core/version.hpp>
+#include <fhetensor/runtime/checkpoint.hpp>
 #include <fhetensor/runtime/progress.hpp>
 
 FHETENSOR_BEGIN_NAMESPACE
@@ -20,6 +25,10 @@ FHETENSOR_BEGIN_NAMESPACE
 struct RunOptions {
   std::size_t threads = default_thread_count();
   ProgressCallback progress{};  // e.g. terminal_progress_bar()
+  LevelCallback on_level{};     // each level of bootstraps with its time, when it ends
+  /// Encrypted runs (run()) only: the state is saved there after each level, and a run
+  /// started again resumes from the last save (runtime/checkpoint.hpp).
+  std::shared_ptr<RunCheckpoint> checkpoint{};
 };
 
 /// What every run mode provides to the evaluator.
@@ -66,6 +75,19 @@ inline std::vector<std::size_t> lookup_levels(const Graph& g) {
   return level;
 }
 
+/// The step of the evaluation after which a node's value is no longer read: step 2l runs
+/// the lookups of level l, step 2l + 1 the other nodes of level l. Outputs are read at the
+/// end (max); nodes nothing reads, never (-1, as their value is never kept).
+inline std::vector<std::ptrdiff_t> last_read_steps(const Graph& g, const std::vector<std::size_t>& level,
+                                                   const std::vector<NodeId>& outputs) {
+  std::vector<std::ptrdiff_t> last(g.size(), -1);
+  for (NodeId id = 0; id < g.size(); ++id)
+    for (NodeId o : g[id].operands)
+      last[o] = std::max(last[o], static_cast<std::ptrdiff_t>(2 * level[id] + (g[id].is_lookup() ? 0 : 1)));
+  for (NodeId o : outputs) last[o] = std::numeric_limits<std::ptrdiff_t>::max();
+  return last;
+}
+
 /// For each output element of a reduce_sum, the input elements it adds.
 inline std::vector<std::vector<std::size_t>> reduction_sources(const Shape& in, const std::vector<std::size_t>& axes) {
   Shape kept;
@@ -92,23 +114,77 @@ class Evaluator {
   Evaluator(const CompiledModel& model, D& domain, RunOptions options)
       : model_(model), g_(model.graph), domain_(domain), options_(std::move(options)) {}
 
+  /// Values between two levels: after `levels_done` levels, those of the nodes still read.
+  struct State {
+    std::size_t levels_done = 0;
+    std::vector<std::pair<NodeId, Buffer>> values;
+  };
+  /// Called after each level of lookups with the nodes whose values are still read.
+  using SaveState = std::function<void(std::size_t levels_done, std::span<const NodeId> live, const std::vector<Buffer>& values)>;
+
   std::vector<Buffer> run(std::vector<Buffer> inputs) {
     if (inputs.size() != model_.inputs.size())
       throw std::invalid_argument("fhetensor: the model takes " + std::to_string(model_.inputs.size()) + " inputs, got " +
                                   std::to_string(inputs.size()));
-    values_.assign(g_.size(), Buffer{});
-    for (std::size_t i = 0; i < inputs.size(); ++i) values_[model_.inputs[i]] = std::move(inputs[i]);
+    State start;
+    for (std::size_t i = 0; i < inputs.size(); ++i) start.values.emplace_back(model_.inputs[i], std::move(inputs[i]));
+    return resume(std::move(start));
+  }
 
+  /// Runs the levels after state.levels_done; state holds exactly the values still read
+  /// then (what `save` was given). A value is freed after the step that last reads it.
+  std::vector<Buffer> resume(State state, const SaveState& save = {}) {
     const auto level = detail::lookup_levels(g_);
     const std::size_t levels = g_.size() ? *std::max_element(level.begin(), level.end()) : 0;
+    const auto last_read = detail::last_read_steps(g_, level, model_.outputs);
+    const auto done_at = [&](NodeId id) { return g_[id].kind == NodeKind::input || level[id] < state.levels_done; };
+    const auto read_after = [&](NodeId id, std::size_t levels_done) { return last_read[id] >= static_cast<std::ptrdiff_t>(2 * levels_done); };
+
+    values_.assign(g_.size(), Buffer{});
+    std::vector<bool> held(g_.size(), false);
+    for (auto& [id, value] : state.values) {
+      if (id < g_.size() && g_[id].kind == NodeKind::input && !read_after(id, state.levels_done)) continue;  // never read
+      if (id >= g_.size() || held[id] || !done_at(id) || !read_after(id, state.levels_done))
+        throw std::invalid_argument("fhetensor: the saved state holds node " + std::to_string(id) + ", not a value read after level " +
+                                    std::to_string(state.levels_done));
+      values_[id] = std::move(value), held[id] = true;
+    }
+    std::size_t bootstraps_done = 0;
+    for (NodeId id = 0; id < g_.size(); ++id) {
+      if (done_at(id) && read_after(id, state.levels_done) && !held[id])
+        throw std::invalid_argument("fhetensor: the saved state after level " + std::to_string(state.levels_done) + " lacks node " +
+                                    std::to_string(id));
+      if (g_[id].is_lookup() && level[id] < state.levels_done) bootstraps_done += element_count(g_[id].shape);
+    }
+    const auto release = [&](std::size_t step) {
+      for (NodeId id = 0; id < g_.size(); ++id)
+        if (held[id] && last_read[id] == static_cast<std::ptrdiff_t>(step)) values_[id] = Buffer{}, held[id] = false;
+    };
+
     ProgressTracker progress(model_.statistics.bootstraps, options_.progress);
-    for (std::size_t l = 0; l <= levels; ++l) {
+    progress.resume_from(bootstraps_done);
+    for (std::size_t l = state.levels_done; l <= levels; ++l) {
+      const auto start = std::chrono::steady_clock::now();
       std::vector<NodeId> lookups;
       for (NodeId id = 0; id < g_.size(); ++id)
-        if (level[id] == l && g_[id].is_lookup()) lookups.push_back(id);
-      if (!lookups.empty()) run_lookups(lookups, l, levels, progress);
+        if (level[id] == l && g_[id].is_lookup()) lookups.push_back(id), held[id] = true;
+      const std::string stage = lookups.empty() ? std::string() : run_lookups(lookups, l, levels, progress);
+      release(2 * l);
       for (NodeId id = 0; id < g_.size(); ++id)
-        if (level[id] == l && !g_[id].is_lookup() && g_[id].kind != NodeKind::input) run_linear(id);
+        if (level[id] == l && !g_[id].is_lookup() && g_[id].kind != NodeKind::input) run_linear(id), held[id] = true;
+      release(2 * l + 1);
+      if (lookups.empty()) continue;
+      if (options_.on_level) {
+        std::size_t bootstraps = 0;
+        for (NodeId id : lookups) bootstraps += element_count(g_[id].shape);
+        options_.on_level({l, levels, stage, bootstraps, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()});
+      }
+      if (save && l < levels) {
+        std::vector<NodeId> live;
+        for (NodeId id = 0; id < g_.size(); ++id)
+          if (held[id]) live.push_back(id);
+        save(l + 1, live, values_);
+      }
     }
     progress.finish();
     std::vector<Buffer> outputs;
@@ -117,7 +193,8 @@ class Evaluator {
   }
 
  private:
-  void run_lookups(const std::vector<NodeId>& ids, std::size_t level, std::size_t levels, ProgressTracker& progress) {
+  /// Runs the lookups of one level; returns the stage's description.
+  std::string run_lookups(const std::vector<NodeId>& ids, std::size_t level, std::size_t levels, ProgressTracker& progress) {
     std::string stage = "level " + std::to_string(level) + "/" + std::to_string(levels) + ":";
     std::vector<std::size_t> first{0};  // element ranges of the nodes, laid end to end
     for (NodeId id : ids) {
@@ -150,6 +227,7 @@ class Evaluator {
           progress.advance(count);
         },
         threads);
+    return stage;
   }
 
   void run_linear(NodeId id) {

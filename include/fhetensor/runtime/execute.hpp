@@ -108,9 +108,14 @@ class ExecuteDomain {
 }  // namespace detail
 
 /// Runs the model on encrypted inputs (one per model input, in order) with the server's
-/// evaluation keys; returns one encrypted tensor per output.
+/// evaluation keys; returns one encrypted tensor per output. With options.checkpoint, it
+/// saves its state after each level and resumes from a saved state instead of starting
+/// from the inputs (which must be the same: serialization/checkpoint.hpp checks it).
 inline std::vector<CiphertextTensor> run(const CompiledModel& model, const std::vector<CiphertextTensor>& inputs,
                                          const ServerKeys& keys, RunOptions options = {}) {
+  if (inputs.size() != model.inputs.size())
+    throw std::invalid_argument("fhetensor: the model takes " + std::to_string(model.inputs.size()) + " inputs, got " +
+                                std::to_string(inputs.size()));
   if (keys.instance() != model.instance)
     throw std::invalid_argument("fhetensor: the server keys are for another parameter set than the model's (" +
                                 model.instance_name + ")");
@@ -119,15 +124,36 @@ inline std::vector<CiphertextTensor> run(const CompiledModel& model, const std::
     std::vector<typename Domain::Buffer> buffers;
     for (std::size_t k = 0; k < inputs.size(); ++k) {
       const CiphertextTensor& c = inputs[k];
-      if (k < model.inputs.size() && (c.shape != model.graph[model.inputs[k]].shape || c.row_size != Domain::row ||
-                                      c.instance != model.instance || c.data.size() != element_count(c.shape) * c.row_size))
+      if (c.shape != model.graph[model.inputs[k]].shape || c.row_size != Domain::row || c.instance != model.instance ||
+          c.data.size() != element_count(c.shape) * c.row_size)
         throw std::invalid_argument("fhetensor: encrypted input " + std::to_string(k) + " of shape " + to_string(c.shape) +
                                     " does not match the model's input " + to_string(model.graph[model.inputs[k]].shape) +
                                     " under " + model.instance_name);
       buffers.push_back({c.data});
     }
     Domain domain(model, keys.get<I>(), options.threads);
-    auto results = Evaluator<Domain>(model, domain, std::move(options)).run(std::move(buffers));
+    const std::shared_ptr<RunCheckpoint> checkpoint = options.checkpoint;
+    Evaluator<Domain> evaluator(model, domain, std::move(options));
+    typename Evaluator<Domain>::State state;
+    if (auto saved = checkpoint ? checkpoint->load() : std::nullopt) {
+      state.levels_done = saved->levels_done;
+      for (std::size_t k = 0; k < saved->nodes.size(); ++k) {
+        const NodeId id = saved->nodes[k];
+        if (id >= model.graph.size() || saved->values[k].size() != element_count(model.graph[id].shape) * Domain::row)
+          throw std::invalid_argument("fhetensor: the checkpoint's value of node " + std::to_string(id) + " does not fit the model");
+        state.values.emplace_back(id, typename Domain::Buffer{std::move(saved->values[k])});
+      }
+    } else {
+      for (std::size_t k = 0; k < buffers.size(); ++k) state.values.emplace_back(model.inputs.at(k), std::move(buffers[k]));
+    }
+    typename Evaluator<Domain>::SaveState save;
+    if (checkpoint)
+      save = [&](std::size_t levels_done, std::span<const NodeId> live, const std::vector<typename Domain::Buffer>& values) {
+        std::vector<std::span<const Torus>> rows;
+        for (NodeId id : live) rows.emplace_back(values[id].data);
+        checkpoint->save(levels_done, live, rows);
+      };
+    auto results = evaluator.resume(std::move(state), save);
     std::vector<CiphertextTensor> out;
     for (std::size_t k = 0; k < results.size(); ++k)
       out.push_back({model.graph[model.outputs[k]].shape, model.instance, Domain::row, std::move(results[k].data)});

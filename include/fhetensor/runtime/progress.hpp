@@ -38,6 +38,17 @@ struct Progress {
 
 using ProgressCallback = std::function<void(const Progress&)>;
 
+/// One level of an evaluation, when it ends: a partial run already tells each layer's cost.
+struct LevelReport {
+  std::size_t level = 0;  // 1-based: the lookups of level k read values computed before it
+  std::size_t levels = 0;
+  std::string stage;      // the lookups' nodes and shapes
+  std::size_t bootstraps = 0;
+  double seconds = 0;     // the lookups and the linear layers that follow them
+};
+
+using LevelCallback = std::function<void(const LevelReport&)>;
+
 /// Thread-safe counter that the runtime bumps after each bootstrap. Calls the callback
 /// at most every `min_interval` (and always on stage changes and on finish), never
 /// concurrently, from whichever thread made progress. Successive reports never go back
@@ -56,6 +67,13 @@ class ProgressTracker {
 
   ProgressTracker(const ProgressTracker&) = delete;
   ProgressTracker& operator=(const ProgressTracker&) = delete;
+
+  /// A resumed run: `done` bootstraps were finished before this tracker started (they
+  /// count in `done`, not in the rate that estimates the time left). Call before advance().
+  void resume_from(std::size_t done) {
+    done_.store(done, std::memory_order_relaxed);
+    resumed_from_ = done;
+  }
 
   /// Names the work that follows; reports immediately.
   void begin_stage(std::string stage) {
@@ -105,8 +123,8 @@ class ProgressTracker {
     p.elapsed_seconds = std::chrono::duration<double>(Clock::duration(since_start())).count();
     if (p.finished || (p.done > 0 && p.done >= p.total)) {
       p.remaining_seconds = 0;
-    } else if (p.done > 0) {
-      p.remaining_seconds = p.elapsed_seconds * static_cast<double>(p.total - p.done) / static_cast<double>(p.done);
+    } else if (p.done > resumed_from_) {
+      p.remaining_seconds = p.elapsed_seconds * static_cast<double>(p.total - p.done) / static_cast<double>(p.done - resumed_from_);
     }
     return p;
   }
@@ -128,6 +146,7 @@ class ProgressTracker {
   const Clock::duration interval_;
   const Clock::time_point start_;
   std::atomic<std::size_t> done_{0};
+  std::size_t resumed_from_ = 0;
   std::atomic<Clock::rep> next_report_;  // ticks since start_ before which advance() stays quiet
   std::atomic<bool> finished_{false};
   std::mutex report_mutex_;          // serialises callbacks

@@ -34,7 +34,7 @@ class FormatError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-enum class ObjectKind : std::uint32_t { client_keys = 1, server_keys = 2, ciphertexts = 3, model = 4 };
+enum class ObjectKind : std::uint32_t { client_keys = 1, server_keys = 2, ciphertexts = 3, model = 4, run_state = 5 };
 
 inline std::string_view to_string(ObjectKind kind) {
   switch (kind) {
@@ -42,6 +42,7 @@ inline std::string_view to_string(ObjectKind kind) {
     case ObjectKind::server_keys: return "server keys";
     case ObjectKind::ciphertexts: return "ciphertexts";
     case ObjectKind::model: return "compiled model";
+    case ObjectKind::run_state: return "checkpoint of an encrypted run";
   }
   return "unknown";
 }
@@ -163,7 +164,7 @@ inline EnvelopeHeader read_header(std::span<const std::uint8_t> bytes) {
     throw FormatError("fhetensor: format version " + std::to_string(h.format_version) + " is too old; this build reads versions " +
                       std::to_string(format::oldest_readable_version) + " to " + std::to_string(format::current_version));
   const auto kind = detail::read_le<std::uint32_t>(bytes, 12);
-  if (kind < 1 || kind > 4) throw FormatError("fhetensor: unknown object kind " + std::to_string(kind));
+  if (kind < 1 || kind > 5) throw FormatError("fhetensor: unknown object kind " + std::to_string(kind));
   h.kind = static_cast<ObjectKind>(kind);
 
   const char* name_field = reinterpret_cast<const char*>(bytes.data() + 16);

@@ -31,7 +31,8 @@ inline std::uint64_t max_payload(ObjectKind kind, std::size_t instance, const Lo
   constexpr std::uint64_t slack = 64;  // cereal's endianness byte and class versions
   switch (kind) {
     case ObjectKind::model: return limits.max_model_bytes;
-    case ObjectKind::ciphertexts: return limits.max_ciphertext_bytes;
+    case ObjectKind::ciphertexts:
+    case ObjectKind::run_state: return limits.max_ciphertext_bytes;  // FileCheckpoint bounds it by its model
     case ObjectKind::server_keys:
       return with_menu_instance(instance, []<class I>(std::type_identity<I>) { return compressed_keys_payload<I>() + slack; });
     case ObjectKind::client_keys:
