@@ -132,6 +132,7 @@ inline ChannelWeights quantize_per_channel(const xt::xarray<double>& w, std::siz
 struct LayerBits {
   std::optional<int> weights;
   std::optional<int> activations;
+  std::optional<int> reads;  // bits the layer's tables read of their input (else CompileOptions::rounding_bits)
 };
 
 struct QuantizationOptions {
@@ -147,6 +148,14 @@ struct QuantizationOptions {
   /// A narrow channel's weights get up to this many times finer levels (see
   /// QuantizedNet::balanced_weights); 1 keeps plain per-channel scales.
   int max_channel_refinement = 1;
+  /// ReLU and Clip read a window of their accumulator that covers the calibrated ranges of
+  /// this fraction of its elements (QuantizedNet::saturating_table), rather than the whole
+  /// range: finer reads at the same table width. Unset: the whole range.
+  std::optional<double> saturating_window{};
+  /// With saturating_window: those tables read in two steps (QuantizedNet::two_step_table),
+  /// the first reading first_read_bits: two bootstraps per element, a finer read.
+  bool two_step_reads = false;
+  int first_read_bits = 5;
 
   int weight_bits_of(const std::string& layer) const {
     const auto it = layers.find(layer);

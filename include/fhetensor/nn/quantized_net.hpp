@@ -12,6 +12,7 @@
 #include <array>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <map>
 #include <numeric>
 #include <optional>
@@ -147,7 +148,8 @@ class QuantizedNet {
   // ---- tables
   template <std::size_t N>
   QValue<N> relu(const std::string& name, const QValue<N>& x) {
-    return table(x, name, options_.activation_bits_of(name), [](double v) { return v > 0 ? v : 0.0; }, "relu");
+    return saturating_table(x, name, options_.activation_bits_of(name), [](double v) { return v > 0 ? v : 0.0; }, 0.0,
+                            calibration_[name].hi, "relu");
   }
   template <std::size_t N>
   QValue<N> sigmoid(const std::string& name, const QValue<N>& x) {
@@ -159,8 +161,9 @@ class QuantizedNet {
   }
   template <std::size_t N>
   QValue<N> clip(const std::string& name, const QValue<N>& x, ClipBounds b) {
-    return table(x, name, options_.activation_bits_of(name),
-                 [b](double v) { return std::clamp(v, static_cast<double>(b.lo), static_cast<double>(b.hi)); }, "clip");
+    const double lo = b.lo, hi = b.hi;
+    return saturating_table(x, name, options_.activation_bits_of(name), [lo, hi](double v) { return std::clamp(v, lo, hi); },
+                            lo, hi, "clip");
   }
   template <std::size_t N>
   QValue<N> softmax(const std::string&, const QValue<N>& x, std::int64_t axis) {
@@ -244,6 +247,124 @@ class QuantizedNet {
   QValue<N> table(const QValue<N>& x, const std::string& range_of, int bits, F f, const std::string& what) {
     return apply_tables(x, Quantizer::for_range(calibration_[range_of], bits), f, what, range_of);
   }
+  /// A saturating activation (f constant below lo and above hi, real values) read through
+  /// a window of its accumulator, with options_.saturating_window (else a plain table).
+  /// The table holds f's levels minus c, the middle of its two saturated levels, so that
+  /// the bootstrap's negacyclic half (an input past the window's end reads -table at the
+  /// other end) saturates too: an input within [hi - W, lo + W] reads right for a window W
+  /// wide (real units), though the table spans only W. W covers the calibrated ranges of
+  /// that fraction of the elements; the other elements may be misread, the same way in
+  /// every run mode.
+  template <std::size_t N, class F>
+  QValue<N> saturating_table(const QValue<N>& x, const std::string& name, int bits, F f, double lo, double hi, const std::string& what) {
+    const auto ranges = calibration_.element_ranges.find(x.name);
+    const Node& node = (*x.q.graph())[x.q.node()];
+    if (!options_.saturating_window || x.levels || !node.assumed_range || ranges == calibration_.element_ranges.end() ||
+        ranges->second.size() != element_count(x.q.shape()) || !(lo < hi))
+      return table(x, name, bits, f, what);
+    // Levels 0 .. 2^bits - 2, so that the two saturated levels have an even sum.
+    Quantizer to = Quantizer::for_range(calibration_[name], bits);
+    const RealRange out = calibration_[name];
+    to.scale = (std::max(out.hi, 0.0) - std::min(out.lo, 0.0)) / static_cast<double>((std::int64_t{1} << bits) - 2);
+    if (!(to.scale > 0)) return table(x, name, bits, f, what);
+    to.zero = static_cast<std::int64_t>(std::round(-std::min(out.lo, 0.0) / to.scale));
+    const std::int64_t low = to.quantize(f(lo)), high = to.quantize(f(hi));
+    if ((low + high) % 2 != 0) return table(x, name, bits, f, what);
+    const std::int64_t c = (low + high) / 2;
+
+    // The window in accumulator levels: it holds every element's active interval (the part
+    // of [lo, hi] its calibrated values reach) and W levels.
+    std::vector<double> needed;
+    double active_lo = std::numeric_limits<double>::infinity(), active_hi = -active_lo;
+    for (std::size_t e = 0; e < ranges->second.size(); ++e) {
+      const double s = x.scale_at(e);
+      const RealRange& r = ranges->second[e];
+      if (!(s > 0)) return table(x, name, bits, f, what);
+      if (r.empty()) continue;
+      const RealRange active = active_interval(r, lo, hi);
+      active_lo = std::min(active_lo, active.lo / s), active_hi = std::max(active_hi, active.hi / s);
+      needed.push_back(std::max(r.hi - active.lo, active.hi - r.lo) / s);
+    }
+    if (needed.empty()) return table(x, name, bits, f, what);
+    const auto rank = static_cast<std::size_t>(std::ceil(*options_.saturating_window * static_cast<double>(needed.size()))) - 1;
+    std::nth_element(needed.begin(), needed.begin() + static_cast<std::ptrdiff_t>(std::min(rank, needed.size() - 1)), needed.end());
+    const ValueRange assumed = *node.assumed_range;
+    const double width = std::min(std::max(needed[std::min(rank, needed.size() - 1)], active_hi - active_lo),
+                                  static_cast<double>(assumed.hi - assumed.lo));
+    const auto start = std::clamp(static_cast<std::int64_t>(std::floor((active_lo + active_hi - width) / 2)), assumed.lo,
+                                  assumed.hi - static_cast<std::int64_t>(std::ceil(width)));
+    if (!options_.two_step_reads) {
+      const QValue<N> windowed{assume_range(x.q, {start, start + static_cast<std::int64_t>(std::ceil(width))}), x.scale, x.zero, false, x.name};
+      const QValue<N> y = apply_tables(windowed, to, f, what, name, c);
+      return {y.q, y.scale, to.zero - c, true, name};
+    }
+    return two_step_table(x, name, to, f, lo, hi, c, what);
+  }
+
+  /// The two-step read of a saturating table (QuantizationOptions::two_step_reads): a
+  /// first table reads x coarsely and returns how far it lies beyond the active interval
+  /// [lo, hi] of its element (plus the interval's centre); x minus that is narrow, and
+  /// the second table reads it finely. Inside the interval the second read sees x itself,
+  /// not x rounded by the first. Two bootstraps per element.
+  template <std::size_t N, class F>
+  QValue<N> two_step_table(const QValue<N>& x, const std::string& name, const Quantizer& to, F f, double lo, double hi,
+                           std::int64_t c, const std::string& what) {
+    const Node& node = (*x.q.graph())[x.q.node()];
+    const ValueRange assumed = *node.assumed_range;
+    const int first_bits = options_.first_read_bits;
+    // The first read's step, as the compiler's plan_rounding will choose it.
+    std::int64_t step = 1;
+    while (static_cast<std::uint64_t>(assumed.span()) >= (std::uint64_t{1} << first_bits) * static_cast<std::uint64_t>(step)) step *= 2;
+    // One table per scale (per channel), over the active interval of its elements.
+    const std::vector<RealRange>& ranges = calibration_.element_ranges.at(x.name);
+    std::map<double, std::uint32_t> index_of_scale;
+    std::vector<std::uint32_t> table_of(element_count(x.q.shape()));
+    std::vector<RealRange> reached;
+    for (std::size_t e = 0; e < table_of.size(); ++e) {
+      const auto [it, added] = index_of_scale.try_emplace(x.scale_at(e), static_cast<std::uint32_t>(reached.size()));
+      if (added) reached.emplace_back();
+      table_of[e] = it->second;
+      reached[it->second].include(ranges[e]);
+    }
+    std::vector<TableFunction> excess;
+    std::vector<std::int64_t> centre_of;
+    double half_width = 0;
+    for (const auto& [s, index] : index_of_scale) {
+      const RealRange active = reached[index].empty() ? RealRange{lo, lo} : active_interval(reached[index], lo, hi);
+      const auto a = static_cast<std::int64_t>(std::floor(active.lo / s)), b = static_cast<std::int64_t>(std::ceil(active.hi / s));
+      const std::int64_t centre = a + (b - a) / 2, m = step / 2;
+      half_width = std::max(half_width, static_cast<double>(b - a) / 2);
+      centre_of.resize(std::max<std::size_t>(centre_of.size(), index + 1));
+      centre_of[index] = centre;
+      excess.resize(std::max<std::size_t>(excess.size(), index + 1));
+      excess[index] = {what + " (coarse)", [a, b, m, centre](std::int64_t v) { return v - std::clamp(v, a - m, b + m) + centre; },
+                       [a, b, m, centre](double v) {
+                         return v - std::clamp(v, static_cast<double>(a - m), static_cast<double>(b + m)) + static_cast<double>(centre);
+                       }};
+    }
+    EncryptedTensor<int, N> coarse(apply(x.q, std::move(excess), table_of));
+    (*coarse.graph())[coarse.node()].rounding_bits = first_bits;
+    // Inside: x - centre. Beyond: within a step (and a step of noise) of the interval.
+    const auto reach = static_cast<std::int64_t>(std::ceil(half_width)) + 2 * step;
+    const EncryptedTensor<int, N> near = assume_range(EncryptedTensor<int, N>(x.q - coarse), {-reach, reach});
+    std::vector<TableFunction> fine(index_of_scale.size());
+    for (const auto& [s, index] : index_of_scale) {
+      const std::int64_t centre = centre_of[index];
+      fine[index] = {what, [f, s, centre, to, c](std::int64_t v) { return to.quantize(f(s * static_cast<double>(v + centre))) - c; },
+                     [f, s, centre, to, c](double v) { return f(s * (v + static_cast<double>(centre))) / to.scale + static_cast<double>(to.zero - c); }};
+    }
+    EncryptedTensor<int, N> y(apply(near, std::move(fine), std::move(table_of)));
+    if (const auto it = options_.layers.find(name); it != options_.layers.end() && it->second.reads)
+      (*y.graph())[y.node()].rounding_bits = *it->second.reads;
+    return {y, {to.scale}, to.zero - c, true, name};
+  }
+
+  /// The part of [lo, hi] that values in r reach (a point at the nearer end when none).
+  static RealRange active_interval(const RealRange& r, double lo, double hi) {
+    const double a = std::clamp(r.lo, lo, hi);
+    return {a, std::max(std::clamp(r.hi, lo, hi), a)};
+  }
+
   template <std::size_t N>
   QValue<N> requantize(const QValue<N>& x, const Quantizer& to) { return apply_tables(x, to, identity, "requantize", x.name); }
   /// x's real values in levels of scale s (zero point 0), unclamped.
@@ -256,8 +377,10 @@ class QuantizedNet {
     return {EncryptedTensor<int, N>(y.q - y.zero), {s}, 0, false, x.name};
   }
 
+  /// Tables of `to.quantize(f(real value)) - shift` on every element.
   template <std::size_t N, class F>
-  QValue<N> apply_tables(const QValue<N>& x, const Quantizer& to, F f, const std::string& what, const std::string& name) {
+  QValue<N> apply_tables(const QValue<N>& x, const Quantizer& to, F f, const std::string& what, const std::string& name,
+                         std::int64_t shift = 0) {
     std::map<double, std::uint32_t> index_of_scale;
     std::vector<TableFunction> functions;
     std::vector<std::uint32_t> table_of(element_count(x.q.shape()));
@@ -265,11 +388,16 @@ class QuantizedNet {
       const double s = x.scale_at(e);
       const auto [it, added] = index_of_scale.try_emplace(s, static_cast<std::uint32_t>(functions.size()));
       if (added)
-        functions.push_back({what, [f, s, z = x.zero, to](std::int64_t v) { return to.quantize(f(s * static_cast<double>(v - z))); },
-                             [f, s, z = x.zero, to](double v) { return f(s * (v - static_cast<double>(z))) / to.scale + static_cast<double>(to.zero); }});
+        functions.push_back({what, [f, s, z = x.zero, to, shift](std::int64_t v) { return to.quantize(f(s * static_cast<double>(v - z))) - shift; },
+                             [f, s, z = x.zero, to, shift](double v) {
+                               return f(s * (v - static_cast<double>(z))) / to.scale + static_cast<double>(to.zero - shift);
+                             }});
       table_of[e] = it->second;
     }
-    return {EncryptedTensor<int, N>(apply(x.q, std::move(functions), std::move(table_of))), {to.scale}, to.zero, true, name};
+    EncryptedTensor<int, N> y(apply(x.q, std::move(functions), std::move(table_of)));
+    if (const auto it = options_.layers.find(name); it != options_.layers.end() && it->second.reads)
+      (*y.graph())[y.node()].rounding_bits = *it->second.reads;
+    return {y, {to.scale}, to.zero, true, name};
   }
 
   /// Levels of one positive scale, requantizing when x is anything else.
