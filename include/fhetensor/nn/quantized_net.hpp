@@ -263,14 +263,15 @@ class QuantizedNet {
         ranges->second.size() != element_count(x.q.shape()) || !(lo < hi))
       return table(x, name, bits, f, what);
     // Levels 0 .. 2^bits - 2, so that the two saturated levels have an even sum.
-    Quantizer to = Quantizer::for_range(calibration_[name], bits);
     const RealRange out = calibration_[name];
+    Quantizer to = Quantizer::for_range(out, bits);  // checks bits
     to.scale = (std::max(out.hi, 0.0) - std::min(out.lo, 0.0)) / static_cast<double>((std::int64_t{1} << bits) - 2);
     if (!(to.scale > 0)) return table(x, name, bits, f, what);
     to.zero = static_cast<std::int64_t>(std::round(-std::min(out.lo, 0.0) / to.scale));
     const std::int64_t low = to.quantize(f(lo)), high = to.quantize(f(hi));
     if ((low + high) % 2 != 0) return table(x, name, bits, f, what);
     const std::int64_t c = (low + high) / 2;
+    if (options_.two_step_reads) return two_step_table(x, name, to, f, lo, hi, c, what);
 
     // The window in accumulator levels: it holds every element's active interval (the part
     // of [lo, hi] its calibrated values reach) and W levels.
@@ -293,12 +294,9 @@ class QuantizedNet {
                                   static_cast<double>(assumed.hi - assumed.lo));
     const auto start = std::clamp(static_cast<std::int64_t>(std::floor((active_lo + active_hi - width) / 2)), assumed.lo,
                                   assumed.hi - static_cast<std::int64_t>(std::ceil(width)));
-    if (!options_.two_step_reads) {
-      const QValue<N> windowed{assume_range(x.q, {start, start + static_cast<std::int64_t>(std::ceil(width))}), x.scale, x.zero, false, x.name};
-      const QValue<N> y = apply_tables(windowed, to, f, what, name, c);
-      return {y.q, y.scale, to.zero - c, true, name};
-    }
-    return two_step_table(x, name, to, f, lo, hi, c, what);
+    const QValue<N> windowed{assume_range(x.q, {start, start + static_cast<std::int64_t>(std::ceil(width))}), x.scale, x.zero, false, x.name};
+    const QValue<N> y = apply_tables(windowed, to, f, what, name, c);
+    return {y.q, y.scale, to.zero - c, true, name};
   }
 
   /// The two-step read of a saturating table (QuantizationOptions::two_step_reads): a
@@ -326,17 +324,15 @@ class QuantizedNet {
       table_of[e] = it->second;
       reached[it->second].include(ranges[e]);
     }
-    std::vector<TableFunction> excess;
-    std::vector<std::int64_t> centre_of;
+    std::vector<TableFunction> excess(reached.size()), fine(reached.size());
+    std::vector<std::int64_t> centre_of(reached.size());
     double half_width = 0;
     for (const auto& [s, index] : index_of_scale) {
       const RealRange active = reached[index].empty() ? RealRange{lo, lo} : active_interval(reached[index], lo, hi);
       const auto a = static_cast<std::int64_t>(std::floor(active.lo / s)), b = static_cast<std::int64_t>(std::ceil(active.hi / s));
       const std::int64_t centre = a + (b - a) / 2, m = step / 2;
       half_width = std::max(half_width, static_cast<double>(b - a) / 2);
-      centre_of.resize(std::max<std::size_t>(centre_of.size(), index + 1));
       centre_of[index] = centre;
-      excess.resize(std::max<std::size_t>(excess.size(), index + 1));
       excess[index] = {what + " (coarse)", [a, b, m, centre](std::int64_t v) { return v - std::clamp(v, a - m, b + m) + centre; },
                        [a, b, m, centre](double v) {
                          return v - std::clamp(v, static_cast<double>(a - m), static_cast<double>(b + m)) + static_cast<double>(centre);
@@ -347,15 +343,13 @@ class QuantizedNet {
     // Inside: x - centre. Beyond: within a step (and a step of noise) of the interval.
     const auto reach = static_cast<std::int64_t>(std::ceil(half_width)) + 2 * step;
     const EncryptedTensor<int, N> near = assume_range(EncryptedTensor<int, N>(x.q - coarse), {-reach, reach});
-    std::vector<TableFunction> fine(index_of_scale.size());
     for (const auto& [s, index] : index_of_scale) {
       const std::int64_t centre = centre_of[index];
       fine[index] = {what, [f, s, centre, to, c](std::int64_t v) { return to.quantize(f(s * static_cast<double>(v + centre))) - c; },
                      [f, s, centre, to, c](double v) { return f(s * (v + static_cast<double>(centre))) / to.scale + static_cast<double>(to.zero - c); }};
     }
     EncryptedTensor<int, N> y(apply(near, std::move(fine), std::move(table_of)));
-    if (const auto it = options_.layers.find(name); it != options_.layers.end() && it->second.reads)
-      (*y.graph())[y.node()].rounding_bits = *it->second.reads;
+    pin_reads(y, name);
     return {y, {to.scale}, to.zero - c, true, name};
   }
 
@@ -395,9 +389,15 @@ class QuantizedNet {
       table_of[e] = it->second;
     }
     EncryptedTensor<int, N> y(apply(x.q, std::move(functions), std::move(table_of)));
-    if (const auto it = options_.layers.find(name); it != options_.layers.end() && it->second.reads)
-      (*y.graph())[y.node()].rounding_bits = *it->second.reads;
+    pin_reads(y, name);
     return {y, {to.scale}, to.zero, true, name};
+  }
+
+  /// The bits layer `name`'s tables read, where QuantizationOptions::layers sets them.
+  template <std::size_t N>
+  void pin_reads(const EncryptedTensor<int, N>& table, const std::string& name) const {
+    if (const auto it = options_.layers.find(name); it != options_.layers.end() && it->second.reads)
+      (*table.graph())[table.node()].rounding_bits = *it->second.reads;
   }
 
   /// Levels of one positive scale, requantizing when x is anything else.
