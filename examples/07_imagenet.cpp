@@ -8,7 +8,8 @@
 //   example_07_imagenet [--model NAME] [--val N] [--calibration N] [--encrypted N]
 //                       [--rounding-bits R] [--activation-bits A] [--weight-bits W]
 //                       [--error-probability P] [--refine K] [--margin M]
-//                       [--checkpoint DIR] [--data DIR]
+//                       [--window Q] [--window-multiplier K] [--two-step B]
+//                       [--layer NAME=R[/A[/W]]] [--checkpoint DIR] [--data DIR]
 // --checkpoint DIR: the encrypted run saves its ciphertexts there after each level and,
 // started again with the same options, resumes from the last saved level.
 #include <algorithm>
@@ -39,6 +40,7 @@ struct Options {
   std::size_t val = 650, calibration = 500, encrypted = 1;
   int rounding_bits = 6, activation_bits = 6, weight_bits = 6;
   int refine = 8;
+  int window_multiplier = 4;     // QuantizationOptions::max_window_multiplier
   double margin = 0.1;
   double error_probability = 0x1p-6;
   std::optional<double> window;  // QuantizationOptions::saturating_window
@@ -65,6 +67,7 @@ Options parse(int argc, char** argv) {
     else if (a == "--weight-bits") o.weight_bits = std::stoi(next());
     else if (a == "--error-probability") o.error_probability = std::stod(next());
     else if (a == "--refine") o.refine = std::stoi(next());
+    else if (a == "--window-multiplier") o.window_multiplier = std::stoi(next());
     else if (a == "--margin") o.margin = std::stod(next());
     else if (a == "--window") o.window = std::stod(next());
     else if (a == "--two-step") o.two_step = std::stoi(next());
@@ -223,6 +226,22 @@ struct ImportedImagenetModel {
   const char* weights;
   int (*run)(const Options&, const std::string& weights);
 };
+struct Deviation {
+  std::size_t differing = 0;
+  double mean_abs = 0;
+};
+/// How far a run's outputs lie from the reference's, element by element.
+inline Deviation deviation(const ClearTensor& a, const ClearTensor& reference) {
+  Deviation d;
+  for (std::size_t k = 0; k < a.size(); ++k) {
+    const auto diff = std::abs(a.flat(k) - reference.flat(k));
+    d.differing += diff != 0;
+    d.mean_abs += static_cast<double>(diff);
+  }
+  d.mean_abs /= static_cast<double>(std::max<std::size_t>(a.size(), 1));
+  return d;
+}
+
 template <class Model>
 int run_model(const Options& o, const std::string& weights_path);
 #include "imagenet_models.hpp"
@@ -250,7 +269,8 @@ int run_model(const Options& o, const std::string& weights_path) {
 
   // 2. quantize and compile
   nn::QuantizationOptions q{.weight_bits = o.weight_bits, .activation_bits = o.activation_bits,
-                            .range_margin = o.margin, .max_channel_refinement = o.refine, .saturating_window = o.window};
+                            .range_margin = o.margin, .max_channel_refinement = o.refine, .saturating_window = o.window,
+                            .max_window_multiplier = o.window_multiplier};
   q.layers = o.layers;
   q.two_step_reads = o.two_step > 0;
   if (o.two_step > 0) q.first_read_bits = o.two_step;
@@ -299,6 +319,10 @@ int run_model(const Options& o, const std::string& weights_path) {
                 top5[0] == simulated_top5[i][0] ? "equal to" : "differs from", decrypted == clear[i] ? "equal to" : "differs from",
                 model.compiled.statistics.bootstraps, seconds, default_thread_count(),
                 run_options.checkpoint ? " (this session's part, if it resumed)" : "");
+    // Bootstrap errors are random: encrypted and simulate should stray from clear alike.
+    const Deviation de = deviation(decrypted, clear[i]), ds = deviation(simulated[i], clear[i]);
+    std::printf("  outputs off clear's: encrypted %zu of %zu (mean |difference| %.2f levels), simulate %zu (%.2f)\n",
+                de.differing, clear[i].size(), de.mean_abs, ds.differing, ds.mean_abs);
   }
   std::printf("\nencrypted: top-1 equal to simulate's on %zu/%zu images\n", agree, e);
   return 0;

@@ -60,6 +60,27 @@ struct TinyMlp {
   }
 };
 
+// A convolution whose accumulators span several times ReLU6's [0, 6], as MobileNet's do;
+// its channels' weights differ in size, so their scales differ.
+struct WideConvClip {
+  static constexpr std::array<std::size_t, 4> input_shape{1, 2, 4, 4};
+  template <class Net>
+  static auto forward(Net& net, const typename Net::template Value<4>& x) {
+    auto c = net.conv("conv", x, "conv.w", "conv.b", nn::ConvAttributes{{1, 1}, {1, 1, 1, 1}, {1, 1}, 1});
+    return net.clip("clip", c, nn::ClipBounds{0, 6});
+  }
+};
+
+// The same on 1 x 1 kernels and a 2 x 2 image: accumulators narrow enough for exact reads.
+struct PointwiseClip {
+  static constexpr std::array<std::size_t, 4> input_shape{1, 2, 2, 2};
+  template <class Net>
+  static auto forward(Net& net, const typename Net::template Value<4>& x) {
+    auto c = net.conv("conv", x, "conv.w", "conv.b", nn::ConvAttributes{});
+    return net.clip("clip", c, nn::ClipBounds{0, 6});
+  }
+};
+
 xt::xarray<float> random_array(std::mt19937_64& gen, std::vector<std::size_t> shape, float lo, float hi) {
   xt::xarray<float> a = xt::xarray<float>::from_shape(shape);
   std::uniform_real_distribution<float> d(lo, hi);
@@ -173,6 +194,70 @@ TEST_CASE("a quantized model runs encrypted equal to its clear computation", "[q
     const auto got = keys.decrypt(q.compiled, run(q.compiled, keys.encrypt(q.compiled, {in}), *keys.server_keys()));
     REQUIRE(got[0] == expected[0]);
   }
+}
+
+nn::WeightFile wide_conv_weights(std::mt19937_64& gen, std::size_t kernel = 3) {
+  nn::WeightFile w;
+  xt::xarray<float> conv = random_array(gen, {3, 2, kernel, kernel}, -4.0f * 3 / static_cast<float>(kernel), 4.0f * 3 / static_cast<float>(kernel));
+  xt::view(conv, 1) *= 0.3f, xt::view(conv, 2) *= 0.1f;
+  w.insert("conv.w", conv);
+  w.insert("conv.b", random_array(gen, {3}, -1.0f, 3.0f));
+  return w;
+}
+std::vector<xt::xarray<float>> random_inputs(std::mt19937_64& gen, const std::array<std::size_t, 4>& shape, std::size_t count) {
+  std::vector<xt::xarray<float>> inputs;
+  for (std::size_t i = 0; i < count; ++i) inputs.push_back(random_array(gen, {shape.begin(), shape.end()}, -1.0f, 1.0f));
+  return inputs;
+}
+
+TEST_CASE("windowed reads resolve a saturating activation finer at the same table width", "[quantize]") {
+  std::mt19937_64 gen(13);
+  const nn::WeightFile w = wide_conv_weights(gen);
+  const auto calibration_inputs = random_inputs(gen, WideConvClip::input_shape, 200);
+  const auto test_inputs = random_inputs(gen, WideConvClip::input_shape, 100);
+  const nn::Calibration c = nn::calibrate<WideConvClip>(w, calibration_inputs);
+  const nn::RealRange acc = c["conv"];
+  INFO("accumulator range [" << acc.lo << ", " << acc.hi << "]");
+  REQUIRE(acc.hi - acc.lo > 3 * 6.0);  // the point of the test: a range far wider than [0, 6]
+  const CompileOptions reads5{.rounding_bits = 5, .error_probability = 0.05, .rounding = Rounding::approximate};
+  const nn::QuantizationOptions base{.input_bits = 8, .weight_bits = 8, .activation_bits = 8, .range_margin = 0};
+  auto error_with = [&](nn::QuantizationOptions o) {
+    return relative_error<WideConvClip>(nn::quantize<WideConvClip>(w, c, o, reads5), w, test_inputs);
+  };
+  nn::QuantizationOptions windowed = base, one_scale = base;
+  windowed.saturating_window = 1.0;
+  one_scale.saturating_window = 1.0, one_scale.max_window_multiplier = 1;
+  const double plain_error = error_with(base), one_scale_error = error_with(one_scale), windowed_error = error_with(windowed);
+  INFO("mean error over the output span: plain " << plain_error << ", windows without multipliers " << one_scale_error
+                                                  << ", windows " << windowed_error);
+  // A window is about a third of the range here, so its boxes are about a third as wide.
+  CHECK(windowed_error < 0.6 * plain_error);
+  // Multipliers fill the read for the channels of small weights.
+  CHECK(windowed_error < one_scale_error);
+}
+
+TEST_CASE("windowed reads run encrypted equal to their clear computation, past their windows too", "[quantize]") {
+  std::mt19937_64 gen(17);
+  const nn::WeightFile w = wide_conv_weights(gen, 1);
+  // Few calibration inputs: narrow windows, which the test inputs often leave.
+  const nn::Calibration c = nn::calibrate<PointwiseClip>(w, random_inputs(gen, PointwiseClip::input_shape, 4));
+  nn::QuantizationOptions o{.input_bits = 3, .weight_bits = 3, .activation_bits = 3, .range_margin = 0};
+  o.saturating_window = 1.0;
+  // 5-bit reads of windows under 2^5 levels: no rounding, so encrypted equals clear exactly.
+  const auto q = nn::quantize<PointwiseClip>(w, c, o, CompileOptions{.rounding_bits = 5, .error_probability = 0x1p-40});
+  INFO(explain(q.compiled));
+  Csprng rng = Csprng::from_os_entropy();
+  ClientKeys keys = ClientKeys::generate(q.compiled, rng);
+  std::size_t saturated = 0;
+  for (int trial = 0; trial < 4; ++trial) {
+    const ClearTensor in = q.quantize_input(random_array(gen, {1, 2, 2, 2}, -1.0f, 1.0f));
+    const auto expected = run_clear(q.compiled, {in});
+    const auto got = keys.decrypt(q.compiled, run(q.compiled, keys.encrypt(q.compiled, {in}), *keys.server_keys()));
+    REQUIRE(got[0] == expected[0]);
+    const xt::xarray<double> real = q.dequantize_output(expected[0]);
+    saturated += static_cast<std::size_t>(std::count_if(real.begin(), real.end(), [](double v) { return v < 0.01 || v > 5.99; }));
+  }
+  CHECK(saturated > 0);  // the saturated ends, read through the negacyclic half, were exercised
 }
 
 TEST_CASE("quantization without a calibrated range names the node", "[quantize]") {

@@ -152,6 +152,9 @@ struct QuantizationOptions {
   /// this fraction of its elements (QuantizedNet::saturating_table), rather than the whole
   /// range: finer reads at the same table width. Unset: the whole range.
   std::optional<double> saturating_window{};
+  /// With saturating_window: a channel whose window is narrower than the widest is
+  /// multiplied by up to this integer to fill the read (the multiplier scales its noise too).
+  int max_window_multiplier = 4;
   /// With saturating_window: those tables read in two steps (QuantizedNet::two_step_table),
   /// the first reading first_read_bits: two bootstraps per element, a finer read.
   bool two_step_reads = false;

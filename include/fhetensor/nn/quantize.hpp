@@ -162,7 +162,7 @@ struct QuantizedModel {
 template <ImportedModel M>
 QuantizedModel quantize(const WeightFile& weights, const Calibration& calibration, QuantizationOptions q = {},
                         CompileOptions options = {}) {
-  QuantizedNet net(weights, calibration, std::move(q));
+  QuantizedNet net(weights, calibration, std::move(q), options.rounding_bits);
   const auto x = net.template input<input_rank<M>>(input_shape_of<M>());
   const auto y = net.output(M::forward(net, x));
   return {compile(y.q, options), net.input_quantizer(), net.output_quantizer(), net.softmax_axis()};

@@ -49,8 +49,9 @@ class QuantizedNet {
   template <std::size_t N>
   using Value = QValue<N>;
 
-  QuantizedNet(const WeightFile& weights, const Calibration& calibration, QuantizationOptions options)
-      : weights_(weights), calibration_(calibration), options_(std::move(options)) {}
+  /// read_bits: what a table reads where no layer pins its width (CompileOptions::rounding_bits).
+  QuantizedNet(const WeightFile& weights, const Calibration& calibration, QuantizationOptions options, int read_bits)
+      : weights_(weights), calibration_(calibration), options_(std::move(options)), read_bits_(read_bits) {}
 
   /// The encrypted input: levels of the input quantizer.
   template <std::size_t N>
@@ -252,9 +253,11 @@ class QuantizedNet {
   /// The table holds f's levels minus c, the middle of its two saturated levels, so that
   /// the bootstrap's negacyclic half (an input past the window's end reads -table at the
   /// other end) saturates too: an input within [hi - W, lo + W] reads right for a window W
-  /// wide (real units), though the table spans only W. W covers the calibrated ranges of
-  /// that fraction of the elements; the other elements may be misread, the same way in
-  /// every run mode.
+  /// wide (real units), though the table spans only W. Each channel gets its own W,
+  /// covering the calibrated ranges of that fraction of its elements, and is multiplied by
+  /// a small integer and shifted so that its window fills one shared read grid: a channel
+  /// of narrow values is read with (nearly) all the table's bits too. Elements past their
+  /// window may be misread, the same way in every run mode.
   template <std::size_t N, class F>
   QValue<N> saturating_table(const QValue<N>& x, const std::string& name, int bits, F f, double lo, double hi, const std::string& what) {
     const auto ranges = calibration_.element_ranges.find(x.name);
@@ -273,30 +276,78 @@ class QuantizedNet {
     const std::int64_t c = (low + high) / 2;
     if (options_.two_step_reads) return two_step_table(x, name, to, f, lo, hi, c, what);
 
-    // The window in accumulator levels: it holds every element's active interval (the part
-    // of [lo, hi] its calibrated values reach) and W levels.
-    std::vector<double> needed;
-    double active_lo = std::numeric_limits<double>::infinity(), active_hi = -active_lo;
-    for (std::size_t e = 0; e < ranges->second.size(); ++e) {
-      const double s = x.scale_at(e);
+    // Each channel's window (real units): centred on its active interval (the part of
+    // [lo, hi] its calibrated values reach), as wide as its elements need.
+    const ScaleGroups groups = group_by_scale(x, true);
+    std::vector<std::vector<double>> needed(groups.scales.size());
+    std::vector<RealRange> active(groups.scales.size());
+    for (std::size_t e = 0; e < groups.table_of.size(); ++e) {
       const RealRange& r = ranges->second[e];
-      if (!(s > 0)) return table(x, name, bits, f, what);
+      if (!(groups.scales[groups.table_of[e]] > 0)) return table(x, name, bits, f, what);
       if (r.empty()) continue;
-      const RealRange active = active_interval(r, lo, hi);
-      active_lo = std::min(active_lo, active.lo / s), active_hi = std::max(active_hi, active.hi / s);
-      needed.push_back(std::max(r.hi - active.lo, active.hi - r.lo) / s);
+      const RealRange a = active_interval(r, lo, hi);
+      active[groups.table_of[e]].include(a);
+      needed[groups.table_of[e]].push_back(std::max(r.hi - a.lo, a.hi - r.lo));
     }
-    if (needed.empty()) return table(x, name, bits, f, what);
-    const auto rank = static_cast<std::size_t>(std::ceil(*options_.saturating_window * static_cast<double>(needed.size()))) - 1;
-    std::nth_element(needed.begin(), needed.begin() + static_cast<std::ptrdiff_t>(std::min(rank, needed.size() - 1)), needed.end());
-    const ValueRange assumed = *node.assumed_range;
-    const double width = std::min(std::max(needed[std::min(rank, needed.size() - 1)], active_hi - active_lo),
-                                  static_cast<double>(assumed.hi - assumed.lo));
-    const auto start = std::clamp(static_cast<std::int64_t>(std::floor((active_lo + active_hi - width) / 2)), assumed.lo,
-                                  assumed.hi - static_cast<std::int64_t>(std::ceil(width)));
-    const QValue<N> windowed{assume_range(x.q, {start, start + static_cast<std::int64_t>(std::ceil(width))}), x.scale, x.zero, false, x.name};
-    const QValue<N> y = apply_tables(windowed, to, f, what, name, c);
-    return {y.q, y.scale, to.zero - c, true, name};
+    std::vector<double> width(groups.scales.size(), 0.0);  // in the channel's levels
+    for (std::size_t g = 0; g < width.size(); ++g) {
+      if (needed[g].empty()) continue;
+      auto& n = needed[g];
+      const auto rank = std::min(n.size() - 1, static_cast<std::size_t>(std::ceil(*options_.saturating_window * static_cast<double>(n.size()))) - 1);
+      std::nth_element(n.begin(), n.begin() + static_cast<std::ptrdiff_t>(rank), n.end());
+      width[g] = std::max(n[rank], active[g].hi - active[g].lo) / groups.scales[g];
+    }
+    const double widest = *std::max_element(width.begin(), width.end());
+    if (!(widest > 0)) return table(x, name, bits, f, what);
+    // The grid: the 2^reads boxes of a table but the last (plan_rounding rounds half up at
+    // both ends), step levels each; the widest window fits. A narrower channel is
+    // multiplied by up to max_window_multiplier (which multiplies its noise too) to fill it.
+    const int reads = reads_of(name);
+    std::int64_t step = 1;
+    while (static_cast<double>(((std::int64_t{1} << reads) - 1) * step) < widest + 3) step *= 2;
+    const std::int64_t half = (step << reads) / 2;
+    const double grid = static_cast<double>(2 * half - 2 * step - 3);  // symmetric about 0, room for the shifts' rounding
+    const auto most = static_cast<double>(std::max(1, options_.max_window_multiplier));
+    std::vector<std::int64_t> multiplier_of(groups.scales.size()), shift_of(groups.scales.size());
+    std::vector<TableFunction> functions(groups.scales.size());
+    for (std::size_t g = 0; g < functions.size(); ++g) {
+      const double s = groups.scales[g];
+      const auto k = static_cast<std::int64_t>(width[g] > 0 ? std::clamp(std::floor(grid / width[g]), 1.0, most) : 1.0);
+      const std::int64_t o = active[g].empty() ? 0 : -std::llround(static_cast<double>(k) * (active[g].lo + active[g].hi) / (2 * s));
+      // v = k x + o holds x = (v - o) / k, the real value s (v - o) / k.
+      const double unit = s / static_cast<double>(k);
+      functions[g] = {what, [f, unit, o, to, c](std::int64_t v) { return to.quantize(f(unit * static_cast<double>(v - o))) - c; },
+                      [f, unit, o, to, c](double v) { return f(unit * (v - static_cast<double>(o))) / to.scale + static_cast<double>(to.zero - c); }};
+      multiplier_of[g] = k, shift_of[g] = o;
+    }
+    ClearTensor multiplier = ClearTensor::from_shape(x.q.shape()), shift = ClearTensor::from_shape(x.q.shape());
+    for (std::size_t e = 0; e < groups.table_of.size(); ++e)
+      multiplier.flat(e) = multiplier_of[groups.table_of[e]], shift.flat(e) = shift_of[groups.table_of[e]];
+    const EncryptedTensor<int, N> windowed = assume_range(EncryptedTensor<int, N>(x.q * multiplier + shift), {-half, half - step - 1});
+    EncryptedTensor<int, N> y(apply(windowed, std::move(functions), groups.table_of));
+    (*y.graph())[y.node()].rounding_bits = reads;  // the grid above is sized for these
+    return {y, {to.scale}, to.zero - c, true, name};
+  }
+
+  /// Elements grouped by scale, one table each; by_channel: by scale and channel (axis 1),
+  /// for tables whose window depends on the channel's calibrated values.
+  struct ScaleGroups {
+    std::vector<double> scales;
+    std::vector<std::uint32_t> table_of;  // per element
+  };
+  template <std::size_t N>
+  static ScaleGroups group_by_scale(const QValue<N>& x, bool by_channel = false) {
+    ScaleGroups groups;
+    std::map<std::pair<double, std::size_t>, std::uint32_t> index_of;
+    const auto channel_of = ChannelAxis::of(x.q.shape(), N > 1 ? 1 : 0);
+    groups.table_of.resize(element_count(x.q.shape()));
+    for (std::size_t e = 0; e < groups.table_of.size(); ++e) {
+      const std::pair key{x.scale_at(e), by_channel ? channel_of(e) : 0};
+      const auto [it, added] = index_of.try_emplace(key, static_cast<std::uint32_t>(groups.scales.size()));
+      if (added) groups.scales.push_back(key.first);
+      groups.table_of[e] = it->second;
+    }
+    return groups;
   }
 
   /// The two-step read of a saturating table (QuantizationOptions::two_step_reads): a
@@ -315,19 +366,14 @@ class QuantizedNet {
     while (static_cast<std::uint64_t>(assumed.span()) >= (std::uint64_t{1} << first_bits) * static_cast<std::uint64_t>(step)) step *= 2;
     // One table per scale (per channel), over the active interval of its elements.
     const std::vector<RealRange>& ranges = calibration_.element_ranges.at(x.name);
-    std::map<double, std::uint32_t> index_of_scale;
-    std::vector<std::uint32_t> table_of(element_count(x.q.shape()));
-    std::vector<RealRange> reached;
-    for (std::size_t e = 0; e < table_of.size(); ++e) {
-      const auto [it, added] = index_of_scale.try_emplace(x.scale_at(e), static_cast<std::uint32_t>(reached.size()));
-      if (added) reached.emplace_back();
-      table_of[e] = it->second;
-      reached[it->second].include(ranges[e]);
-    }
+    ScaleGroups groups = group_by_scale(x, true);
+    std::vector<RealRange> reached(groups.scales.size());
+    for (std::size_t e = 0; e < groups.table_of.size(); ++e) reached[groups.table_of[e]].include(ranges[e]);
     std::vector<TableFunction> excess(reached.size()), fine(reached.size());
     std::vector<std::int64_t> centre_of(reached.size());
     double half_width = 0;
-    for (const auto& [s, index] : index_of_scale) {
+    for (std::uint32_t index = 0; index < groups.scales.size(); ++index) {
+      const double s = groups.scales[index];
       const RealRange active = reached[index].empty() ? RealRange{lo, lo} : active_interval(reached[index], lo, hi);
       const auto a = static_cast<std::int64_t>(std::floor(active.lo / s)), b = static_cast<std::int64_t>(std::ceil(active.hi / s));
       const std::int64_t centre = a + (b - a) / 2, m = step / 2;
@@ -338,17 +384,18 @@ class QuantizedNet {
                          return v - std::clamp(v, static_cast<double>(a - m), static_cast<double>(b + m)) + static_cast<double>(centre);
                        }};
     }
-    EncryptedTensor<int, N> coarse(apply(x.q, std::move(excess), table_of));
+    EncryptedTensor<int, N> coarse(apply(x.q, std::move(excess), groups.table_of));
     (*coarse.graph())[coarse.node()].rounding_bits = first_bits;
     // Inside: x - centre. Beyond: within a step (and a step of noise) of the interval.
     const auto reach = static_cast<std::int64_t>(std::ceil(half_width)) + 2 * step;
     const EncryptedTensor<int, N> near = assume_range(EncryptedTensor<int, N>(x.q - coarse), {-reach, reach});
-    for (const auto& [s, index] : index_of_scale) {
+    for (std::uint32_t index = 0; index < groups.scales.size(); ++index) {
+      const double s = groups.scales[index];
       const std::int64_t centre = centre_of[index];
       fine[index] = {what, [f, s, centre, to, c](std::int64_t v) { return to.quantize(f(s * static_cast<double>(v + centre))) - c; },
                      [f, s, centre, to, c](double v) { return f(s * (v + static_cast<double>(centre))) / to.scale + static_cast<double>(to.zero - c); }};
     }
-    EncryptedTensor<int, N> y(apply(near, std::move(fine), std::move(table_of)));
+    EncryptedTensor<int, N> y(apply(near, std::move(fine), std::move(groups.table_of)));
     pin_reads(y, name);
     return {y, {to.scale}, to.zero - c, true, name};
   }
@@ -371,24 +418,15 @@ class QuantizedNet {
     return {EncryptedTensor<int, N>(y.q - y.zero), {s}, 0, false, x.name};
   }
 
-  /// Tables of `to.quantize(f(real value)) - shift` on every element.
+  /// Tables of `to.quantize(f(real value))` on every element.
   template <std::size_t N, class F>
-  QValue<N> apply_tables(const QValue<N>& x, const Quantizer& to, F f, const std::string& what, const std::string& name,
-                         std::int64_t shift = 0) {
-    std::map<double, std::uint32_t> index_of_scale;
+  QValue<N> apply_tables(const QValue<N>& x, const Quantizer& to, F f, const std::string& what, const std::string& name) {
+    ScaleGroups groups = group_by_scale(x);
     std::vector<TableFunction> functions;
-    std::vector<std::uint32_t> table_of(element_count(x.q.shape()));
-    for (std::size_t e = 0; e < table_of.size(); ++e) {
-      const double s = x.scale_at(e);
-      const auto [it, added] = index_of_scale.try_emplace(s, static_cast<std::uint32_t>(functions.size()));
-      if (added)
-        functions.push_back({what, [f, s, z = x.zero, to, shift](std::int64_t v) { return to.quantize(f(s * static_cast<double>(v - z))) - shift; },
-                             [f, s, z = x.zero, to, shift](double v) {
-                               return f(s * (v - static_cast<double>(z))) / to.scale + static_cast<double>(to.zero - shift);
-                             }});
-      table_of[e] = it->second;
-    }
-    EncryptedTensor<int, N> y(apply(x.q, std::move(functions), std::move(table_of)));
+    for (const double s : groups.scales)
+      functions.push_back({what, [f, s, z = x.zero, to](std::int64_t v) { return to.quantize(f(s * static_cast<double>(v - z))); },
+                           [f, s, z = x.zero, to](double v) { return f(s * (v - static_cast<double>(z))) / to.scale + static_cast<double>(to.zero); }});
+    EncryptedTensor<int, N> y(apply(x.q, std::move(functions), std::move(groups.table_of)));
     pin_reads(y, name);
     return {y, {to.scale}, to.zero, true, name};
   }
@@ -398,6 +436,10 @@ class QuantizedNet {
   void pin_reads(const EncryptedTensor<int, N>& table, const std::string& name) const {
     if (const auto it = options_.layers.find(name); it != options_.layers.end() && it->second.reads)
       (*table.graph())[table.node()].rounding_bits = *it->second.reads;
+  }
+  int reads_of(const std::string& name) const {
+    const auto it = options_.layers.find(name);
+    return it != options_.layers.end() && it->second.reads ? *it->second.reads : read_bits_;
   }
 
   /// Levels of one positive scale, requantizing when x is anything else.
@@ -454,6 +496,7 @@ class QuantizedNet {
     const int bits = options_.weight_bits_of(name);
     ChannelWeights q = quantize_per_channel(w, axis, bits);
     const auto it = calibration_.element_ranges.find(name);
+    // Windowed reads balance the channels themselves, on their windows (saturating_table).
     if (options_.max_channel_refinement <= 1 || it == calibration_.element_ranges.end()) return q;
     const std::size_t channels = q.scale.size(), elements = it->second.size();
     // Output elements: channel axis 1 of [N, C, H, W] for convolutions, the last for matrices.
@@ -551,6 +594,7 @@ class QuantizedNet {
   const WeightFile& weights_;
   const Calibration& calibration_;
   QuantizationOptions options_;
+  int read_bits_;
   std::optional<Quantizer> input_, output_;
   std::optional<std::size_t> softmax_axis_;
 };
