@@ -148,9 +148,10 @@ struct QuantizationOptions {
   /// A narrow channel's weights get up to this many times finer levels (see
   /// QuantizedNet::balanced_weights); 1 keeps plain per-channel scales.
   int max_channel_refinement = 1;
-  /// ReLU and Clip read a window of their accumulator that covers the calibrated ranges of
-  /// this fraction of its elements (QuantizedNet::saturating_table), rather than the whole
-  /// range: finer reads at the same table width. Unset: the whole range.
+  /// ReLU and Clip read a window of their accumulator, per channel, that covers the
+  /// calibrated ranges of this fraction of the channel's elements
+  /// (QuantizedNet::saturating_table), rather than the whole range: finer reads at the
+  /// same table width. Unset: the whole range.
   std::optional<double> saturating_window{};
   /// With saturating_window: a channel whose window is narrower than the widest is
   /// multiplied by up to this integer to fill the read (the multiplier scales its noise too).
