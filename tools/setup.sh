@@ -16,6 +16,7 @@ packages=(
   zlib1g-dev            # fhetensor::io: gzipped idx datasets
   python3-numpy python3-torch python3-onnx   # tools/train_classifier.py
   python3-matplotlib    # tools/plot_accuracy_bits.py
+  python3-pil           # tools/imagenet_qat.py: JPEG decoding
   libonnx-testdata      # ONNX operator test cases
   dataset-fashion-mnist # Fashion-MNIST idx files (MNIST itself is in ../shared/data)
   libcli11-dev          # the fhetensor command-line tool
