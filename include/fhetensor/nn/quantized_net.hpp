@@ -432,15 +432,15 @@ class QuantizedNet {
   }
 
   /// The bits layer `name`'s tables read, where QuantizationOptions::layers sets them.
+  std::optional<int> pinned_reads(const std::string& name) const {
+    const auto it = options_.layers.find(name);
+    return it != options_.layers.end() ? it->second.reads : std::nullopt;
+  }
   template <std::size_t N>
   void pin_reads(const EncryptedTensor<int, N>& table, const std::string& name) const {
-    if (const auto it = options_.layers.find(name); it != options_.layers.end() && it->second.reads)
-      (*table.graph())[table.node()].rounding_bits = *it->second.reads;
+    if (const auto reads = pinned_reads(name)) (*table.graph())[table.node()].rounding_bits = *reads;
   }
-  int reads_of(const std::string& name) const {
-    const auto it = options_.layers.find(name);
-    return it != options_.layers.end() && it->second.reads ? *it->second.reads : read_bits_;
-  }
+  int reads_of(const std::string& name) const { return pinned_reads(name).value_or(read_bits_); }
 
   /// Levels of one positive scale, requantizing when x is anything else.
   template <std::size_t N>
@@ -496,7 +496,6 @@ class QuantizedNet {
     const int bits = options_.weight_bits_of(name);
     ChannelWeights q = quantize_per_channel(w, axis, bits);
     const auto it = calibration_.element_ranges.find(name);
-    // Windowed reads balance the channels themselves, on their windows (saturating_table).
     if (options_.max_channel_refinement <= 1 || it == calibration_.element_ranges.end()) return q;
     const std::size_t channels = q.scale.size(), elements = it->second.size();
     // Output elements: channel axis 1 of [N, C, H, W] for convolutions, the last for matrices.
