@@ -236,6 +236,37 @@ TEST_CASE("windowed reads resolve a saturating activation finer at the same tabl
   CHECK(windowed_error < one_scale_error);
 }
 
+TEST_CASE("a windowed channel that never reaches the activation's top reads its calibrated values right", "[quantize]") {
+  std::mt19937_64 gen(19);
+  nn::WeightFile w = wide_conv_weights(gen);
+  // Channel 2 (the smallest weights) lies mostly below 0 and never reaches 6: its window,
+  // stretched to fill the read, is narrower than its values, and those below the window
+  // are read through the negacyclic half.
+  xt::xarray<float> bias = w["conv.b"];
+  bias(2) = -1.2f;
+  w.insert("conv.b", bias);
+  const auto inputs = random_inputs(gen, WideConvClip::input_shape, 200);
+  const nn::Calibration c = nn::calibrate<WideConvClip>(w, inputs);
+  nn::QuantizationOptions o{.input_bits = 8, .weight_bits = 8, .activation_bits = 8, .range_margin = 0};
+  o.saturating_window = 1.0;
+  const auto q = nn::quantize<WideConvClip>(w, c, o, CompileOptions{.rounding_bits = 7, .error_probability = 0.05, .rounding = Rounding::approximate});
+  nn::FloatNet net(w);
+  double worst = 0, narrow_lo = 0, narrow_hi = 0;
+  for (const auto& input : inputs) {  // the calibration inputs: every value within its element's range
+    const xt::xarray<float> acc = net.conv("conv", nn::FloatNet::Value<4>(input), "conv.w", "conv.b", nn::ConvAttributes{{1, 1}, {1, 1, 1, 1}, {1, 1}, 1});
+    narrow_lo = std::min<double>(narrow_lo, xt::amin(xt::view(acc, 0, 2))()), narrow_hi = std::max<double>(narrow_hi, xt::amax(xt::view(acc, 0, 2))());
+    const xt::xarray<float> expected = WideConvClip::forward(net, nn::FloatNet::Value<4>(input));
+    const auto got = q.dequantize_output(run_clear(q.compiled, {q.quantize_input(input)})[0]);
+    worst = std::max(worst, double(xt::amax(xt::abs(got - expected))()));
+  }
+  INFO("channel 2's accumulators span [" << narrow_lo << ", " << narrow_hi << "]; worst error " << worst);
+  REQUIRE(narrow_hi > 0.2);
+  REQUIRE(narrow_hi < 6);
+  REQUIRE(narrow_lo < -3 * narrow_hi);
+  // A box and a level at most: a misread value below the window is off by whole units.
+  CHECK(worst < 0.4);
+}
+
 TEST_CASE("windowed reads run encrypted equal to their clear computation, past their windows too", "[quantize]") {
   std::mt19937_64 gen(17);
   const nn::WeightFile w = wide_conv_weights(gen, 1);

@@ -250,14 +250,16 @@ class QuantizedNet {
   }
   /// A saturating activation (f constant below lo and above hi, real values) read through
   /// a window of its accumulator, with options_.saturating_window (else a plain table).
-  /// The table holds f's levels minus c, the middle of its two saturated levels, so that
-  /// the bootstrap's negacyclic half (an input past the window's end reads -table at the
-  /// other end) saturates too: an input within [hi - W, lo + W] reads right for a window W
-  /// wide (real units), though the table spans only W. Each channel gets its own W,
-  /// covering the calibrated ranges of that fraction of its elements, and is multiplied by
-  /// a small integer and shifted so that its window fills one shared read grid: a channel
-  /// of narrow values is read with (nearly) all the table's bits too. Elements past their
-  /// window may be misread, the same way in every run mode.
+  /// Each channel's table saturates where the channel's calibrated values stop (its active
+  /// interval [a, b] within [lo, hi]) and holds f's levels minus c, the middle of its two
+  /// saturated levels, so that the bootstrap's negacyclic half (an input past the window's
+  /// end reads -table at the other end) saturates too: an input within [b - W, a + W]
+  /// reads right for a window W wide (real units), though the table spans only W; c is
+  /// added back in clear. W covers the calibrated values of that fraction of the channel's
+  /// elements; each channel is multiplied by a small integer and shifted so that its window
+  /// fills one shared read grid: a channel of narrow values is read with (nearly) all the
+  /// table's bits too. Elements past their window may be misread, the same way in every
+  /// run mode.
   template <std::size_t N, class F>
   QValue<N> saturating_table(const QValue<N>& x, const std::string& name, int bits, F f, double lo, double hi, const std::string& what) {
     const auto ranges = calibration_.element_ranges.find(x.name);
@@ -271,25 +273,27 @@ class QuantizedNet {
     to.scale = (std::max(out.hi, 0.0) - std::min(out.lo, 0.0)) / static_cast<double>((std::int64_t{1} << bits) - 2);
     if (!(to.scale > 0)) return table(x, name, bits, f, what);
     to.zero = static_cast<std::int64_t>(std::round(-std::min(out.lo, 0.0) / to.scale));
-    const std::int64_t low = to.quantize(f(lo)), high = to.quantize(f(hi));
-    if ((low + high) % 2 != 0) return table(x, name, bits, f, what);
-    const std::int64_t c = (low + high) / 2;
-    if (options_.two_step_reads) return two_step_table(x, name, to, f, lo, hi, c, what);
+    if (options_.two_step_reads) {
+      const std::int64_t low = to.quantize(f(lo)), high = to.quantize(f(hi));
+      if ((low + high) % 2 != 0) return table(x, name, bits, f, what);
+      return two_step_table(x, name, to, f, lo, hi, (low + high) / 2, what);
+    }
 
-    // Each channel's window (real units): centred on its active interval (the part of
-    // [lo, hi] its calibrated values reach), as wide as its elements need.
+    // Each channel's active interval: the part of [lo, hi] its calibrated values reach.
+    const std::vector<RealRange>& element = ranges->second;
     const ScaleGroups groups = group_by_scale(x, true);
-    std::vector<std::vector<double>> needed(groups.scales.size());
     std::vector<RealRange> active(groups.scales.size());
     for (std::size_t e = 0; e < groups.table_of.size(); ++e) {
-      const RealRange& r = ranges->second[e];
       if (!(groups.scales[groups.table_of[e]] > 0)) return table(x, name, bits, f, what);
-      if (r.empty()) continue;
-      const RealRange a = active_interval(r, lo, hi);
-      active[groups.table_of[e]].include(a);
-      needed[groups.table_of[e]].push_back(std::max(r.hi - a.lo, a.hi - r.lo));
+      if (!element[e].empty()) active[groups.table_of[e]].include(active_interval(element[e], lo, hi));
     }
-    std::vector<double> width(groups.scales.size(), 0.0);  // in the channel's levels
+    // Its window (levels): as wide as reading its elements' values right needs.
+    std::vector<std::vector<double>> needed(groups.scales.size());
+    for (std::size_t e = 0; e < groups.table_of.size(); ++e) {
+      const RealRange& a = active[groups.table_of[e]];
+      if (!element[e].empty()) needed[groups.table_of[e]].push_back(std::max(element[e].hi - a.lo, a.hi - element[e].lo));
+    }
+    std::vector<double> width(groups.scales.size(), 0.0);
     for (std::size_t g = 0; g < width.size(); ++g) {
       if (needed[g].empty()) continue;
       auto& n = needed[g];
@@ -308,25 +312,37 @@ class QuantizedNet {
     const std::int64_t half = (step << reads) / 2;
     const double grid = static_cast<double>(2 * half - 2 * step - 3);  // symmetric about 0, room for the shifts' rounding
     const auto most = static_cast<double>(std::max(1, options_.max_window_multiplier));
-    std::vector<std::int64_t> multiplier_of(groups.scales.size()), shift_of(groups.scales.size());
+    std::vector<std::int64_t> multiplier_of(groups.scales.size()), shift_of(groups.scales.size()), middle_of(groups.scales.size());
     std::vector<TableFunction> functions(groups.scales.size());
     for (std::size_t g = 0; g < functions.size(); ++g) {
       const double s = groups.scales[g];
       const auto k = static_cast<std::int64_t>(width[g] > 0 ? std::clamp(std::floor(grid / width[g]), 1.0, most) : 1.0);
       const std::int64_t o = active[g].empty() ? 0 : -std::llround(static_cast<double>(k) * (active[g].lo + active[g].hi) / (2 * s));
+      // The channel's saturated levels, one dropped from the top when their sum is odd.
+      const RealRange a = active[g].empty() ? RealRange{lo, lo} : active[g];
+      const std::int64_t low = to.quantize(f(a.lo));
+      std::int64_t high = to.quantize(f(a.hi));
+      if ((low + high) % 2 != 0) --high;
+      const std::int64_t c = (low + high) / 2;
       // v = k x + o holds x = (v - o) / k, the real value s (v - o) / k.
       const double unit = s / static_cast<double>(k);
-      functions[g] = {what, [f, unit, o, to, c](std::int64_t v) { return to.quantize(f(unit * static_cast<double>(v - o))) - c; },
-                      [f, unit, o, to, c](double v) { return f(unit * (v - static_cast<double>(o))) / to.scale + static_cast<double>(to.zero - c); }};
-      multiplier_of[g] = k, shift_of[g] = o;
+      functions[g] = {what, [f, unit, o, to, low, high, c](std::int64_t v) { return std::clamp(to.quantize(f(unit * static_cast<double>(v - o))), low, high) - c; },
+                      [f, unit, o, to, low, high, c](double v) {
+                        return std::clamp(f(unit * (v - static_cast<double>(o))) / to.scale + static_cast<double>(to.zero),
+                                          static_cast<double>(low), static_cast<double>(high)) - static_cast<double>(c);
+                      }};
+      multiplier_of[g] = k, shift_of[g] = o, middle_of[g] = c;
     }
-    ClearTensor multiplier = ClearTensor::from_shape(x.q.shape()), shift = ClearTensor::from_shape(x.q.shape());
-    for (std::size_t e = 0; e < groups.table_of.size(); ++e)
-      multiplier.flat(e) = multiplier_of[groups.table_of[e]], shift.flat(e) = shift_of[groups.table_of[e]];
+    ClearTensor multiplier = ClearTensor::from_shape(x.q.shape()), shift = ClearTensor::from_shape(x.q.shape()),
+                middle = ClearTensor::from_shape(x.q.shape());
+    for (std::size_t e = 0; e < groups.table_of.size(); ++e) {
+      const std::uint32_t g = groups.table_of[e];
+      multiplier.flat(e) = multiplier_of[g], shift.flat(e) = shift_of[g], middle.flat(e) = middle_of[g];
+    }
     const EncryptedTensor<int, N> windowed = assume_range(EncryptedTensor<int, N>(x.q * multiplier + shift), {-half, half - step - 1});
     EncryptedTensor<int, N> y(apply(windowed, std::move(functions), groups.table_of));
     (*y.graph())[y.node()].rounding_bits = reads;  // the grid above is sized for these
-    return {y, {to.scale}, to.zero - c, true, name};
+    return {EncryptedTensor<int, N>(y + middle), {to.scale}, to.zero, true, name};
   }
 
   /// Elements grouped by scale, one table each; by_channel: by scale and channel (axis 1),
