@@ -2,19 +2,18 @@
 """Quantization-aware fine-tuning of an ImageNet classifier for fhetensor's windowed reads.
 
 The model is an ONNX file made of Conv (depthwise included), Clip, GlobalAveragePool,
-Flatten and Gemm, as the MobileNet v1 models of the shared data are. Each Clip reads its
-convolution's accumulator through a window per channel, as nn::QuantizedNet's
-saturating_table does: centred on the channel's active interval, as wide as the channel's
-calibrated values need, read in 2^R boxes (a fraction `--fill` of them on average, for the
-multipliers' rounding) with Gaussian noise of `--noise` boxes (the bootstrap's errors).
-The rounding passes gradients straight through (Bengio et al., arXiv:1308.3432). The
-student is distilled from the float model (Hinton et al., arXiv:1503.02531) on the
-calibration images, which are also what fhetensor calibrates the windows on; accuracy is
-reported on the first validation images. The result is the same ONNX graph with new
-weights, for tools/onnx_import.py (-DFHETENSOR_IMAGENET_MODELS=<path>).
+Flatten and Gemm, as the MobileNet v1 models of the shared data are. The student runs
+through an emulation of fhetensor's clear-integer model (FheEmulation: what
+nn::QuantizedNet builds with example_07's options), with Gaussian noise on every read for
+the bootstraps' errors; roundings pass gradients straight through (Bengio et al.,
+arXiv:1308.3432). It is distilled from the float model (Hinton et al., arXiv:1503.02531)
+on the calibration images, shifted and flipped at random; those images are also what
+fhetensor calibrates on. Accuracy is reported on the first validation images. The result
+is the same ONNX graph with new weights, for tools/onnx_import.py
+(-DFHETENSOR_IMAGENET_MODELS=<path>).
 
     /usr/bin/python3 tools/imagenet_qat.py ../shared/data/imagenet/models/mobilenet_v1_0.5_160.onnx \
-        --data ../shared/data/imagenet --reads 6 --epochs 6 --out build/mobilenet_v1_0.5_160_qat6.onnx
+        --reads 6 --epochs 6 --out build/qat/mobilenet_v1_0.5_160_qat6.onnx
 """
 from __future__ import annotations
 
@@ -85,8 +84,8 @@ class OnnxClassifier(torch.nn.Module):
     def param(self, name: str) -> torch.Tensor:
         return self.params[name.replace(".", "_")]
 
-    def forward(self, x: torch.Tensor, read=None) -> torch.Tensor:
-        """read(name, z): what a table sees of accumulator z before Clip `name`."""
+    def forward(self, x: torch.Tensor, record: list | None = None) -> torch.Tensor:
+        """The float model; record: every layer's output is appended to it."""
         for layer in self.layers:
             kind = layer[0]
             if kind == "conv":
@@ -94,8 +93,7 @@ class OnnxClassifier(torch.nn.Module):
                 x = F.pad(x, (pads[1], pads[3], pads[0], pads[2]))
                 x = F.conv2d(x, self.param(w), self.param(b) if b else None, stride=strides, groups=group)
             elif kind == "clip":
-                _, lo, hi, name = layer
-                x = torch.clamp(read(name, x) if read else x, lo, hi)
+                x = torch.clamp(x, layer[1], layer[2])
             elif kind == "gap":
                 x = x.mean(dim=(2, 3), keepdim=True)
             elif kind == "flatten":
@@ -103,64 +101,214 @@ class OnnxClassifier(torch.nn.Module):
             else:
                 _, w, b, trans_b = layer
                 x = F.linear(x, self.param(w) if trans_b else self.param(w).t(), self.param(b))
+            if record is not None:
+                record.append(x)
         return x
 
 
-class RoundStraightThrough(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x):
-        return torch.round(x)
+def ste_round(x: torch.Tensor) -> torch.Tensor:
+    """Rounding whose gradient passes straight through (Bengio et al., arXiv:1308.3432)."""
+    return x + (torch.round(x) - x).detach()
+
+
+def ste_floor(x: torch.Tensor) -> torch.Tensor:
+    return x + (torch.floor(x) - x).detach()
+
+
+def read_half_up(x: torch.Tensor, step: int, jlo: int, jhi: int) -> torch.Tensor:
+    """plan_rounding's read (compiler/passes.hpp): x to the nearest multiple of step (halves
+    up), within the table's entries jlo..jhi."""
+    return step * torch.clamp(ste_floor(x / step + 0.5), jlo, jhi)
+
+
+def plan_rounding(lo: int, hi: int, bits: int) -> tuple[int, int, int]:
+    """(step, jlo, jhi) as compiler::plan_rounding chooses them for the range [lo, hi]."""
+    if hi - lo < 1 << bits:
+        return 1, lo, hi
+    step = 2
+    while (hi + step // 2) // step - (lo + step // 2) // step >= 1 << bits:
+        step *= 2
+    return step, (lo + step // 2) // step, (hi + step // 2) // step
+
+
+def channel_view(values, channel_axis: int, rank: int) -> torch.Tensor:
+    shape = [1] * rank
+    shape[channel_axis] = -1
+    return torch.as_tensor(values, dtype=torch.float32).view(shape)
+
+
+class FheEmulation:
+    """fhetensor's clear-integer forward of the model, differentiable: what nn::QuantizedNet
+    builds with the options of examples/07_imagenet.cpp (input levels, per-channel weights
+    refined by up to `refine`, windowed reads of every Clip with per-channel multipliers up
+    to `multiplier`, activation levels, the pooled features' and the logits' requantizing
+    reads), plus Gaussian noise of `noise` boxes on every read (the bootstraps' errors).
+    Roundings pass gradients straight through. calibrate() recomputes every constant from
+    the float model's ranges on the calibration images, as nn::calibrate does."""
+
+    def __init__(self, reads: int, activation_bits: int, weight_bits: int, refine: int, multiplier: int,
+                 input_bits: int = 8, output_bits: int = 8, margin: float = 0.1, noise: float = 0.0):
+        self.reads, self.activation_bits, self.weight_bits = reads, activation_bits, weight_bits
+        self.refine, self.multiplier, self.input_bits, self.output_bits = refine, multiplier, input_bits, output_bits
+        self.margin, self.noise = margin, noise
+        self.plan: list[dict] = []
 
     @staticmethod
-    def backward(ctx, g):
-        return g
-
-
-class WindowedReads:
-    """Per-channel windows from the calibration images' accumulators, read in boxes."""
-
-    def __init__(self, reads: int, fill: float, noise: float, bounds: dict[str, tuple[float, float]]):
-        self.boxes = fill * ((1 << reads) - 1)
-        self.noise, self.bounds = noise, bounds
-        self.centre: dict[str, torch.Tensor] = {}
-        self.box: dict[str, torch.Tensor] = {}
-
-    def calibrate(self, model: OnnxClassifier, images: torch.Tensor, batch: int) -> None:
-        lo: dict[str, torch.Tensor] = {}
-        hi: dict[str, torch.Tensor] = {}
-
-        def record(name, z):
-            zl, zh = z.amin(dim=(0, 2, 3)), z.amax(dim=(0, 2, 3))
-            lo[name] = torch.minimum(lo[name], zl) if name in lo else zl
-            hi[name] = torch.maximum(hi[name], zh) if name in hi else zh
-            return z
-
+    def ranges(model: OnnxClassifier, images: torch.Tensor, batch: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Per-element (min, max) over the images of the input and of every layer's output."""
+        found: list = []
         with torch.no_grad():
             for i in range(0, len(images), batch):
-                model(images[i:i + batch], record)
-        for name in lo:
-            a, b = self.bounds[name]
-            active_lo = lo[name].clamp(a, b)
-            active_hi = torch.maximum(hi[name].clamp(a, b), active_lo)
-            needed = torch.maximum(torch.maximum(hi[name] - active_lo, active_hi - lo[name]), active_hi - active_lo)
-            self.centre[name] = ((active_lo + active_hi) / 2).view(1, -1, 1, 1)
-            self.box[name] = (needed.clamp_min(1e-6) / self.boxes).view(1, -1, 1, 1)
+                outputs = [images[i:i + batch]]
+                model(outputs[0], record=outputs)
+                for j, z in enumerate(outputs):
+                    lo, hi = z.amin(0), z.amax(0)
+                    if j == len(found):
+                        found.append((lo, hi))
+                    else:
+                        found[j] = (torch.minimum(found[j][0], lo), torch.maximum(found[j][1], hi))
+        return found
 
-    def __call__(self, name: str, z: torch.Tensor) -> torch.Tensor:
-        c, box = self.centre[name], self.box[name]
-        u = (z - c) / box
-        if self.noise > 0:
-            u = u + self.noise * torch.randn_like(u)
-        return c + box * RoundStraightThrough.apply(u)
+    def levels_quantizer(self, lo: float, hi: float, bits: int, saturating: bool = False) -> tuple[float, int]:
+        """Quantizer::for_range's (scale, zero); saturating tables use 2^bits - 2 steps."""
+        lo, hi = min(lo, 0.0), max(hi, 0.0)
+        scale = (hi - lo) / ((1 << bits) - (2 if saturating else 1)) if hi > lo else 1.0
+        return scale, int(np.clip(np.round(-lo / scale), 0, (1 << bits) - 1))
+
+    def weight_scales(self, w: torch.Tensor, axis: int, in_scale: float, out_lo: torch.Tensor, out_hi: torch.Tensor) -> torch.Tensor:
+        """QuantizedNet::balanced_weights: symmetric per-channel scales, refined by an integer
+        factor (at most `refine`) where the channel's accumulators span fewer levels."""
+        dims = [d for d in range(w.dim()) if d != axis]
+        scale = w.detach().abs().amax(dims) / ((1 << (self.weight_bits - 1)) - 1)
+        scale = torch.where(scale > 0, scale, torch.ones_like(scale))
+        reach = torch.maximum(out_lo.abs(), out_hi.abs())
+        reach = reach.flatten(1).amax(1) if reach.dim() > 1 else reach
+        span = reach / (in_scale * scale)
+        factor = torch.clamp(torch.floor(span.max() / span.clamp_min(1e-30)), 1, self.refine)
+        return torch.where(span > 0, scale / factor, scale)
+
+    def calibrate(self, model: OnnxClassifier, images: torch.Tensor, batch: int) -> None:
+        found = self.ranges(model, images, batch)
+        layers = model.layers
+        self.plan = []
+        lo, hi = (float(t.min()) for t in found[0])
+        in_scale, in_zero = self.levels_quantizer(lo, hi, self.input_bits)
+        self.input = (in_scale, in_zero)
+        pooled = 1
+        for i, layer in enumerate(layers):
+            out_lo, out_hi = found[i + 1]
+            step: dict = {"kind": layer[0]}
+            if layer[0] in ("conv", "gemm"):
+                w = model.param(layer[1])
+                axis = 0 if layer[0] == "conv" else (0 if layer[3] else 1)
+                step["scale"] = self.weight_scales(w, axis, in_scale, out_lo, out_hi)
+                step["axis"], step["in_scale"] = axis, in_scale
+                acc_scale = in_scale * step["scale"]  # per output channel
+                step["acc_scale"] = acc_scale
+            elif layer[0] == "clip":
+                a, b = layer[1], layer[2]
+                z_lo, z_hi = found[i]  # the accumulator's per-element ranges
+                to_scale, to_zero = self.levels_quantizer(float(out_lo.min()), float(out_hi.max()), self.activation_bits, True)
+                active_lo = z_lo.clamp(a, b)
+                active_hi = torch.maximum(z_hi.clamp(a, b), active_lo)
+                needed = torch.maximum(z_hi - active_lo, active_hi - z_lo)
+                c_lo, c_hi = active_lo.flatten(1).amin(1), active_hi.flatten(1).amax(1)
+                width = torch.maximum(needed.flatten(1).amax(1), c_hi - c_lo) / acc_scale
+                widest = float(width.max())
+                grid_step = 1
+                while ((1 << self.reads) - 1) * grid_step < widest + 3:
+                    grid_step *= 2
+                half = (grid_step << self.reads) // 2
+                grid = 2 * half - 2 * grid_step - 3
+                k = torch.where(width > 0, torch.clamp(torch.floor(grid / width.clamp_min(1e-30)), 1, self.multiplier), torch.ones_like(width))
+                o = -torch.round(k * (c_lo + c_hi) / (2 * acc_scale))
+                # The channel's table saturates at its active interval (levels of an even sum).
+                low = torch.clamp(torch.round(c_lo / to_scale) + to_zero, 0, (1 << self.activation_bits) - 1)
+                high = torch.clamp(torch.round(c_hi / to_scale) + to_zero, 0, (1 << self.activation_bits) - 1)
+                high = high - torch.remainder(low + high, 2)
+                step.update(acc_scale=acc_scale, k=k, o=o, saturated=(low, high), grid_step=grid_step, j=(-(half // grid_step), half // grid_step - 1),
+                            to=(to_scale, to_zero), bounds=(a, b))
+                in_scale, levels_top = to_scale, (1 << self.activation_bits) - 2
+            elif layer[0] == "gap":
+                z_lo, z_hi = found[i]
+                pooled = z_lo.shape[1] * z_lo.shape[2]
+            elif layer[0] == "flatten" and pooled > 1:
+                # The pooled sums, read by a plain table into the features' levels.
+                derived = (0, levels_top * pooled)
+                calibrated = (min(float(out_lo.min()), 0.0) / in_scale * pooled, max(float(out_hi.max()), 0.0) / in_scale * pooled)
+                step["read"] = self.assumed_read(calibrated, derived)
+                step["sum_scale"] = in_scale / pooled
+                step["to"] = self.levels_quantizer(float(out_lo.min()), float(out_hi.max()), self.activation_bits)
+                in_scale = step["to"][0]
+            self.plan.append(step)
+        # The logits: requantized by a plain table to output_bits.
+        logits_lo, logits_hi = found[-1]
+        gemm = self.plan[-1]
+        levels_lo = torch.minimum(logits_lo / gemm["acc_scale"], logits_hi / gemm["acc_scale"]).min()
+        levels_hi = torch.maximum(logits_lo / gemm["acc_scale"], logits_hi / gemm["acc_scale"]).max()
+        gemm["read"] = self.assumed_read((min(float(levels_lo), 0.0), max(float(levels_hi), 0.0)), None)
+        gemm["to"] = self.levels_quantizer(float(logits_lo.min()), float(logits_hi.max()), self.output_bits)
+
+    def assumed_read(self, calibrated: tuple[float, float], derived) -> tuple[int, int, int]:
+        """QuantizedNet::accumulator's assumed range (calibrated, widened by the margin, within
+        what the layer can derive), and the read plan_rounding makes of it."""
+        lo, hi = calibrated
+        margin = self.margin * (hi - lo) + 1
+        lo, hi = int(np.floor(lo - margin)), int(np.ceil(hi + margin))
+        if derived:
+            lo, hi = max(lo, derived[0]), min(hi, derived[1])
+        return plan_rounding(lo, hi, self.reads)
+
+    def table_read(self, levels: torch.Tensor, step: int, jlo: int, jhi: int) -> torch.Tensor:
+        if self.noise > 0 and step > 1:
+            levels = levels + self.noise * step * torch.randn_like(levels)
+        return read_half_up(levels, step, jlo, jhi) if step > 1 else torch.clamp(ste_round(levels), jlo, jhi)
+
+    @staticmethod
+    def to_levels(real: torch.Tensor, scale: float, zero: int, bits: int) -> torch.Tensor:
+        return scale * (torch.clamp(ste_round(real / scale) + zero, 0, (1 << bits) - 1) - zero)
+
+    def forward(self, model: OnnxClassifier, x: torch.Tensor) -> torch.Tensor:
+        in_scale, in_zero = self.input
+        x = self.to_levels(x, in_scale, in_zero, self.input_bits)
+        for layer, step in zip(model.layers, self.plan):
+            kind = layer[0]
+            if kind in ("conv", "gemm"):
+                w, b = model.param(layer[1]), (model.param(layer[2]) if layer[2] else None)
+                scale = channel_view(step["scale"], step["axis"], w.dim())
+                wq = scale * ste_round(w / scale)
+                bq = step["acc_scale"] * ste_round(b / step["acc_scale"]) if b is not None else None
+                if kind == "conv":
+                    _, _, _, strides, pads, group = layer
+                    x = F.conv2d(F.pad(x, (pads[1], pads[3], pads[0], pads[2])), wq, bq, stride=strides, groups=group)
+                else:
+                    x = F.linear(x, wq if layer[3] else wq.t(), bq)
+            elif kind == "clip":
+                a, b = step["bounds"]
+                s = channel_view(step["acc_scale"], 1, 4)
+                k, o = channel_view(step["k"], 1, 4), channel_view(step["o"], 1, 4)
+                v = self.table_read(k * x / s + o, step["grid_step"], *step["j"])
+                scale, zero = step["to"]
+                low, high = (channel_view(t, 1, 4) for t in step["saturated"])
+                x = scale * (torch.clamp(ste_round(torch.clamp((v - o) * s / k, a, b) / scale) + zero, low, high) - zero)
+            elif kind == "gap":
+                x = x.mean(dim=(2, 3), keepdim=True)
+            elif kind == "flatten":
+                x = x.flatten(1)
+                if "read" in step:
+                    x = self.to_levels(self.table_read(x / step["sum_scale"], *step["read"]) * step["sum_scale"], *step["to"], self.activation_bits)
+        gemm = self.plan[-1]
+        s = gemm["acc_scale"].view(1, -1)
+        return self.to_levels(self.table_read(x / s, *gemm["read"]) * s, *gemm["to"], self.output_bits)
 
 
 def top1(logits: torch.Tensor, labels: torch.Tensor) -> float:
     return 100.0 * (logits.argmax(1) == labels).float().mean().item()
 
 
-def evaluate(model, images, batch, read=None) -> torch.Tensor:
+def evaluate(forward, images, batch) -> torch.Tensor:
     with torch.no_grad():
-        return torch.cat([model(images[i:i + batch], read) for i in range(0, len(images), batch)])
+        return torch.cat([forward(images[i:i + batch]) for i in range(0, len(images), batch)])
 
 
 def main() -> int:
@@ -169,8 +317,12 @@ def main() -> int:
     p.add_argument("--data", type=pathlib.Path, default=pathlib.Path("../shared/data/imagenet"))
     p.add_argument("--out", type=pathlib.Path, required=True)
     p.add_argument("--reads", type=int, default=6, help="bits a table reads")
-    p.add_argument("--fill", type=float, default=0.75, help="mean fraction of the boxes a channel's window uses")
-    p.add_argument("--noise", type=float, default=0.3, help="bootstrap noise, in boxes (standard deviation)")
+    p.add_argument("--activation-bits", type=int, default=7, help="as example_07's --activation-bits")
+    p.add_argument("--weight-bits", type=int, default=8, help="as example_07's --weight-bits")
+    p.add_argument("--refine", type=int, default=4, help="as example_07's --refine")
+    p.add_argument("--window-multiplier", type=int, default=4, help="as example_07's --window-multiplier")
+    p.add_argument("--noise", type=float, default=0.25, help="bootstrap noise, in boxes (standard deviation)")
+    p.add_argument("--shift", type=int, default=8, help="training images move by up to this many pixels")
     p.add_argument("--epochs", type=int, default=6)
     p.add_argument("--lr", type=float, default=2e-5)
     p.add_argument("--batch", type=int, default=25)
@@ -185,28 +337,38 @@ def main() -> int:
     source = onnx.load(str(args.model))
     size = source.graph.input[0].type.tensor_type.shape.dim[2].dim_value
     t0 = time.time()
-    train_x, train_y = load_images(args.data / "calib", args.calibration, size)
+    train_x, _ = load_images(args.data / "calib", args.calibration, size)
     val_x, val_y = load_images(args.data / "val", args.val, size)
     print(f"{len(train_x)} calibration and {len(val_x)} validation images at {size} x {size} ({time.time() - t0:.0f} s)", flush=True)
 
     teacher = OnnxClassifier(source).eval()
     student = copy.deepcopy(teacher)
-    bounds = {layer[3]: (layer[1], layer[2]) for layer in teacher.layers if layer[0] == "clip"}
-    reads = WindowedReads(args.reads, args.fill, args.noise, bounds)
-    # The teacher's soft labels for both flips of every training image, computed once.
-    soft = {flip: F.softmax(evaluate(teacher, train_x.flip(3) if flip else train_x, args.batch) / args.temperature, 1) for flip in (0, 1)}
+    fhe = FheEmulation(args.reads, args.activation_bits, args.weight_bits, args.refine, args.window_multiplier, noise=args.noise)
     teacher_val = evaluate(teacher, val_x, args.batch)
 
+    def student_reads(x: torch.Tensor) -> torch.Tensor:
+        return fhe.forward(student, x)
+
     def report(epoch: int) -> None:
-        reads.calibrate(student, train_x, args.batch)
-        noise, reads.noise = reads.noise, 0.0
-        quiet = top1(evaluate(student, val_x, args.batch, reads), val_y)
-        reads.noise = noise
+        fhe.calibrate(student, train_x, args.batch)  # what fhetensor calibrates: the float model
+        noise, fhe.noise = fhe.noise, 0.0
+        clear = top1(evaluate(student_reads, val_x, args.batch), val_y)
+        fhe.noise = noise
         torch.manual_seed(1)
-        noisy = top1(evaluate(student, val_x, args.batch, reads), val_y)
+        noisy = top1(evaluate(student_reads, val_x, args.batch), val_y)
         print(f"epoch {epoch}: validation top-1 float teacher {top1(teacher_val, val_y):.2f}%, student float "
-              f"{top1(evaluate(student, val_x, args.batch), val_y):.2f}%, {args.reads}-bit windowed reads {quiet:.2f}%, "
-              f"with noise {noisy:.2f}% ({time.time() - t0:.0f} s)", flush=True)
+              f"{top1(evaluate(student, val_x, args.batch), val_y):.2f}%, clear integers {clear:.2f}%, "
+              f"with bootstrap noise {noisy:.2f}% ({time.time() - t0:.0f} s)", flush=True)
+
+    def augmented(x: torch.Tensor) -> torch.Tensor:
+        """A random flip and shift (edges replicated) of the batch."""
+        if torch.rand(()) < 0.5:
+            x = x.flip(3)
+        if args.shift > 0:
+            dy, dx = (int(v) for v in torch.randint(-args.shift, args.shift + 1, (2,)))
+            m = args.shift
+            x = F.pad(x, (m, m, m, m), mode="replicate")[:, :, m + dy:m + dy + size, m + dx:m + dx + size]
+        return x
 
     report(0)
     optimizer = torch.optim.Adam(student.parameters(), lr=args.lr)
@@ -214,11 +376,11 @@ def main() -> int:
         student.train()
         order = torch.randperm(len(train_x))
         for i in range(0, len(order), args.batch):
-            index = order[i:i + args.batch]
-            flip = int(torch.randint(2, ()).item())
-            x = train_x[index].flip(3) if flip else train_x[index]
-            logits = student(x, reads)
-            loss = F.kl_div(F.log_softmax(logits / args.temperature, 1), soft[flip][index], reduction="batchmean") * args.temperature ** 2
+            x = augmented(train_x[order[i:i + args.batch]])
+            with torch.no_grad():
+                soft = F.softmax(teacher(x) / args.temperature, 1)
+            logits = fhe.forward(student, x)
+            loss = F.kl_div(F.log_softmax(logits / args.temperature, 1), soft, reduction="batchmean") * args.temperature ** 2
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
