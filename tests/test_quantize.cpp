@@ -267,6 +267,27 @@ TEST_CASE("a windowed channel that never reaches the activation's top reads its 
   CHECK(worst < 0.4);
 }
 
+TEST_CASE("a channel that never leaves a saturated end takes no room in the read grid", "[quantize]") {
+  std::mt19937_64 gen(23);
+  nn::WeightFile w = wide_conv_weights(gen);
+  // Channel 2: tiny weights (a tiny scale) and a bias far below 0, so an accumulator
+  // millions of levels wide that always reads 0; as wide a window would leave the other
+  // channels a box or two.
+  xt::xarray<float> conv = w["conv.w"], bias = w["conv.b"];
+  xt::view(conv, 2) *= 1e-4f;
+  bias(2) = -5.0f;
+  w.insert("conv.w", conv), w.insert("conv.b", bias);
+  const auto inputs = random_inputs(gen, WideConvClip::input_shape, 200);
+  const nn::Calibration c = nn::calibrate<WideConvClip>(w, inputs);
+  const CompileOptions reads5{.rounding_bits = 5, .error_probability = 0.05, .rounding = Rounding::approximate};
+  nn::QuantizationOptions plain{.input_bits = 8, .weight_bits = 8, .activation_bits = 8, .range_margin = 0}, windowed = plain;
+  windowed.saturating_window = 1.0;
+  const double plain_error = relative_error<WideConvClip>(nn::quantize<WideConvClip>(w, c, plain, reads5), w, inputs);
+  const double windowed_error = relative_error<WideConvClip>(nn::quantize<WideConvClip>(w, c, windowed, reads5), w, inputs);
+  INFO("mean error over the output span: plain " << plain_error << ", windows " << windowed_error);
+  CHECK(windowed_error < 0.6 * plain_error);
+}
+
 TEST_CASE("windowed reads run encrypted equal to their clear computation, past their windows too", "[quantize]") {
   std::mt19937_64 gen(17);
   const nn::WeightFile w = wide_conv_weights(gen, 1);

@@ -213,7 +213,12 @@ class FheEmulation:
                 active_hi = torch.maximum(z_hi.clamp(a, b), active_lo)
                 needed = torch.maximum(z_hi - active_lo, active_hi - z_lo)
                 c_lo, c_hi = active_lo.flatten(1).amin(1), active_hi.flatten(1).amax(1)
+                # The channel's table saturates at its active interval (levels of an even sum).
+                low = torch.clamp(torch.round(c_lo / to_scale) + to_zero, 0, (1 << self.activation_bits) - 1)
+                high = torch.clamp(torch.round(c_hi / to_scale) + to_zero, 0, (1 << self.activation_bits) - 1)
+                high = high - torch.remainder(low + high, 2)
                 width = torch.maximum(needed.flatten(1).amax(1), c_hi - c_lo) / acc_scale
+                width = torch.where(low < high, width, torch.zeros_like(width))  # a constant channel needs no window
                 widest = float(width.max())
                 grid_step = 1
                 while ((1 << self.reads) - 1) * grid_step < widest + 3:
@@ -221,11 +226,7 @@ class FheEmulation:
                 half = (grid_step << self.reads) // 2
                 grid = 2 * half - 2 * grid_step - 3
                 k = torch.where(width > 0, torch.clamp(torch.floor(grid / width.clamp_min(1e-30)), 1, self.multiplier), torch.ones_like(width))
-                o = -torch.round(k * (c_lo + c_hi) / (2 * acc_scale))
-                # The channel's table saturates at its active interval (levels of an even sum).
-                low = torch.clamp(torch.round(c_lo / to_scale) + to_zero, 0, (1 << self.activation_bits) - 1)
-                high = torch.clamp(torch.round(c_hi / to_scale) + to_zero, 0, (1 << self.activation_bits) - 1)
-                high = high - torch.remainder(low + high, 2)
+                o = torch.where(width > 0, -torch.round(k * (c_lo + c_hi) / (2 * acc_scale)), torch.zeros_like(width))
                 step.update(acc_scale=acc_scale, k=k, o=o, saturated=(low, high), grid_step=grid_step, j=(-(half // grid_step), half // grid_step - 1),
                             to=(to_scale, to_zero), bounds=(a, b))
                 in_scale, levels_top = to_scale, (1 << self.activation_bits) - 2
@@ -372,6 +373,11 @@ def main() -> int:
 
     report(0)
     optimizer = torch.optim.Adam(student.parameters(), lr=args.lr)
+    # Weights that are 0 stay 0: Adam's steps would give a pruned channel tiny weights,
+    # hence a tiny scale and an accumulator as many levels wide as its bias.
+    kept = {name: (param != 0).float() for name, param in student.params.items()}
+    steps = args.epochs * ((len(train_x) + args.batch - 1) // args.batch)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, max(steps, 1))  # Loshchilov & Hutter, arXiv:1608.03983
     for epoch in range(1, args.epochs + 1):
         student.train()
         order = torch.randperm(len(train_x))
@@ -384,6 +390,10 @@ def main() -> int:
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
+            schedule.step()
+            with torch.no_grad():
+                for name, param in student.params.items():
+                    param.mul_(kept[name])
         report(epoch)
 
     out = copy.deepcopy(source)

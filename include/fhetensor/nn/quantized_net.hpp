@@ -287,7 +287,15 @@ class QuantizedNet {
       if (!(groups.scales[groups.table_of[e]] > 0)) return table(x, name, bits, f, what);
       if (!element[e].empty()) active[groups.table_of[e]].include(active_interval(element[e], lo, hi));
     }
-    // Its window (levels): as wide as reading its elements' values right needs.
+    // The channel's saturated levels, one dropped from the top when their sum is odd.
+    std::vector<std::int64_t> low_of(groups.scales.size()), high_of(groups.scales.size());
+    for (std::size_t g = 0; g < active.size(); ++g) {
+      const RealRange a = active[g].empty() ? RealRange{lo, lo} : active[g];
+      low_of[g] = to.quantize(f(a.lo)), high_of[g] = to.quantize(f(a.hi));
+      if ((low_of[g] + high_of[g]) % 2 != 0) --high_of[g];
+    }
+    // Its window (levels): as wide as reading its elements' values right needs; none for a
+    // constant channel (its table reads the same level everywhere).
     std::vector<std::vector<double>> needed(groups.scales.size());
     for (std::size_t e = 0; e < groups.table_of.size(); ++e) {
       const RealRange& a = active[groups.table_of[e]];
@@ -295,7 +303,7 @@ class QuantizedNet {
     }
     std::vector<double> width(groups.scales.size(), 0.0);
     for (std::size_t g = 0; g < width.size(); ++g) {
-      if (needed[g].empty()) continue;
+      if (needed[g].empty() || low_of[g] == high_of[g]) continue;
       auto& n = needed[g];
       const auto rank = std::min(n.size() - 1, static_cast<std::size_t>(std::ceil(*options_.saturating_window * static_cast<double>(n.size()))) - 1);
       std::nth_element(n.begin(), n.begin() + static_cast<std::ptrdiff_t>(rank), n.end());
@@ -317,13 +325,8 @@ class QuantizedNet {
     for (std::size_t g = 0; g < functions.size(); ++g) {
       const double s = groups.scales[g];
       const auto k = static_cast<std::int64_t>(width[g] > 0 ? std::clamp(std::floor(grid / width[g]), 1.0, most) : 1.0);
-      const std::int64_t o = active[g].empty() ? 0 : -std::llround(static_cast<double>(k) * (active[g].lo + active[g].hi) / (2 * s));
-      // The channel's saturated levels, one dropped from the top when their sum is odd.
-      const RealRange a = active[g].empty() ? RealRange{lo, lo} : active[g];
-      const std::int64_t low = to.quantize(f(a.lo));
-      std::int64_t high = to.quantize(f(a.hi));
-      if ((low + high) % 2 != 0) --high;
-      const std::int64_t c = (low + high) / 2;
+      const std::int64_t o = width[g] == 0 ? 0 : -std::llround(static_cast<double>(k) * (active[g].lo + active[g].hi) / (2 * s));
+      const std::int64_t low = low_of[g], high = high_of[g], c = (low + high) / 2;
       // v = k x + o holds x = (v - o) / k, the real value s (v - o) / k.
       const double unit = s / static_cast<double>(k);
       functions[g] = {what, [f, unit, o, to, low, high, c](std::int64_t v) { return std::clamp(to.quantize(f(unit * static_cast<double>(v - o))), low, high) - c; },
