@@ -288,10 +288,20 @@ class FheEmulation:
                 a, b = step["bounds"]
                 s = channel_view(step["acc_scale"], 1, 4)
                 k, o = channel_view(step["k"], 1, 4), channel_view(step["o"], 1, 4)
-                v = self.table_read(k * x / s + o, step["grid_step"], *step["j"])
+                grid_step, entries = step["grid_step"], 1 << self.reads
+                v = k * x / s + o
+                if self.noise > 0:
+                    v = v + self.noise * grid_step * torch.randn_like(v)
+                # The table's entry, past the window's ends negacyclically: entries E..2E-1
+                # read the negated entries 0..E-1.
+                u = torch.remainder(ste_floor(v / grid_step + 0.5) + entries // 2, 2 * entries)
+                negated = u >= entries
+                v = grid_step * (u - entries // 2 - torch.where(negated, entries, 0))
                 scale, zero = step["to"]
                 low, high = (channel_view(t, 1, 4) for t in step["saturated"])
-                x = scale * (torch.clamp(ste_round(torch.clamp((v - o) * s / k, a, b) / scale) + zero, low, high) - zero)
+                middle = (low + high) / 2
+                level = torch.clamp(ste_round(torch.clamp((v - o) * s / k, a, b) / scale) + zero, low, high)
+                x = scale * (torch.where(negated, 2 * middle - level, level) - zero)
             elif kind == "gap":
                 x = x.mean(dim=(2, 3), keepdim=True)
             elif kind == "flatten":
