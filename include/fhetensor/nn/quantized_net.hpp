@@ -294,8 +294,8 @@ class QuantizedNet {
       low_of[g] = to.quantize(f(a.lo)), high_of[g] = to.quantize(f(a.hi));
       if ((low_of[g] + high_of[g]) % 2 != 0) --high_of[g];
     }
-    // Its window (levels): as wide as reading its elements' values right needs; none for a
-    // constant channel (its table reads the same level everywhere).
+    // Its window's width (in its levels): what reading its elements' values right needs;
+    // none for a constant channel (its table reads the same level everywhere).
     std::vector<std::vector<double>> needed(groups.scales.size());
     for (std::size_t e = 0; e < groups.table_of.size(); ++e) {
       const RealRange& a = active[groups.table_of[e]];
