@@ -191,8 +191,7 @@ class FheEmulation:
         found = self.ranges(model, images, batch)
         layers = model.layers
         self.plan = []
-        lo, hi = (float(t.min()) for t in found[0])
-        in_scale, in_zero = self.levels_quantizer(lo, hi, self.input_bits)
+        in_scale, in_zero = self.levels_quantizer(float(found[0][0].min()), float(found[0][1].max()), self.input_bits)
         self.input = (in_scale, in_zero)
         pooled = 1
         for i, layer in enumerate(layers):
